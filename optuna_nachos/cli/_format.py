@@ -1,0 +1,112 @@
+"""Parsing and printing helpers shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+
+from optuna.trial import FrozenTrial
+
+_SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+class CommandError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def parse_macs(text: str) -> float:
+    """Parse a MAC amount such as ``2700000``, ``2.7M``, ``950K`` or ``1.2G``."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid MAC amount {text!r}: use a number with an optional K, M or G suffix, "
+            "e.g. 2.7M"
+        )
+    value = float(match.group(1)) * _SUFFIXES[match.group(2).upper()]
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a MAC amount must be positive, got {text!r}")
+    return value
+
+
+def parse_fraction(text: str) -> float:
+    """Parse an accuracy in ``[0, 1)``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid accuracy {text!r}: use e.g. 0.65") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"accuracy must be a fraction in [0, 1), got {text!r} (write 65 % as 0.65)"
+        )
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """Parse an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def front_rows(trials: Sequence[FrozenTrial]) -> list[dict]:
+    """Plain rows describing admissible trials."""
+    rows = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        config = attrs.get("config", {})
+        rows.append(
+            {
+                "trial": trial.number,
+                "accuracy": trial.values[0],
+                "avg_macs": trial.values[1],
+                "peak_macs": attrs.get("peak_macs"),
+                "exit_stages": config.get("exit_stages"),
+                "thresholds": attrs.get("thresholds"),
+                "exit_ratios": attrs.get("exit_ratios"),
+                "params": attrs.get("params"),
+            }
+        )
+    return rows
+
+
+def _numbers(values: Sequence[float] | None, fmt: str) -> str:
+    return "-" if values is None else " ".join(format(v, fmt) for v in values)
+
+
+def format_front(trials: Sequence[FrozenTrial], *, as_json: bool = False) -> str:
+    """The admissible front as a text table, or JSON."""
+    rows = front_rows(trials)
+    if as_json:
+        return json.dumps(rows, indent=2)
+    if not rows:
+        return "No admissible trial yet (none is feasible)."
+    header = (
+        f"{'trial':>5}  {'accuracy':>8}  {'avg MACs':>9}  {'peak MACs':>9}  exits  "
+        f"{'thresholds':<22}  exit ratios"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        peak = "-" if row["peak_macs"] is None else f"{row['peak_macs'] / 1e6:8.3f}M"
+        lines.append(
+            f"{row['trial']:>5}  {row['accuracy']:>8.4f}  {row['avg_macs'] / 1e6:>8.3f}M  "
+            f"{peak:>9}  {''.join(map(str, row['exit_stages'] or [])) or '-':<5}  "
+            f"{_numbers(row['thresholds'], '.2f'):<22}  {_numbers(row['exit_ratios'], '.2f')}"
+        )
+    return "\n".join(lines)

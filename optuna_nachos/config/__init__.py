@@ -1,0 +1,17 @@
+"""Plain configuration objects: one early-exit network, and training settings."""
+
+from optuna_nachos.config._eenn import (
+    EXIT_STAGES,
+    MAX_DEPTH,
+    NUM_STAGES,
+    ConfigError,
+    EENNConfig,
+)
+
+__all__ = [
+    "EXIT_STAGES",
+    "MAX_DEPTH",
+    "NUM_STAGES",
+    "ConfigError",
+    "EENNConfig",
+]

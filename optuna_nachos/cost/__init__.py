@@ -1,0 +1,34 @@
+"""MAC and parameter counting of early-exit networks: analytic closed form and fvcore.
+
+MACs are the multiply-accumulates of convolutions and linear layers at inference, in eval mode
+(BatchNorm, activations, pooling, biases, the squeeze-excitation multiply and residual adds are
+not counted). ``cost_j`` is what one sample leaving at exit ``j`` pays.
+"""
+
+from optuna_nachos.cost._analytic import exit_pools_analytic
+from optuna_nachos.cost._common import CONVENTIONS, METHODS
+from optuna_nachos.cost._exits import exit_macs, exit_params, total_params
+from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params
+from optuna_nachos.cost._summary import (
+    CostProfile,
+    average_macs,
+    cost_profile,
+    min_average_macs,
+    peak_macs,
+)
+
+__all__ = [
+    "CONVENTIONS",
+    "METHODS",
+    "CostProfile",
+    "average_macs",
+    "cost_profile",
+    "count_exit_macs",
+    "count_exit_params",
+    "exit_macs",
+    "exit_params",
+    "exit_pools_analytic",
+    "min_average_macs",
+    "peak_macs",
+    "total_params",
+]

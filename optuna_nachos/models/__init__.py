@@ -1,0 +1,47 @@
+"""PyTorch modules of early-exit networks (no Optuna here)."""
+
+from optuna_nachos.models._blocks import ConvBNAct, MBConv, SqueezeExcitation, make_divisible
+from optuna_nachos.models._builder import attach_exits, build_eenn
+from optuna_nachos.models._exit_rule import (
+    cumulative_confidence,
+    exit_probabilities,
+    select_exits,
+    survival,
+)
+from optuna_nachos.models._heads import (
+    ExitHeadSpec,
+    NachosExitHead,
+    PoolLinearExitHead,
+    get_exit_head,
+    list_exit_heads,
+    register_exit_head,
+)
+from optuna_nachos.models._mobilenetv3 import STAGES, FinalClassifier, StageSpec
+from optuna_nachos.models._network import EarlyExitNetwork, EarlyExitPrediction, EENNOutput
+from optuna_nachos.models._profile import profile_macs
+
+__all__ = [
+    "STAGES",
+    "ConvBNAct",
+    "EENNOutput",
+    "EarlyExitNetwork",
+    "EarlyExitPrediction",
+    "ExitHeadSpec",
+    "FinalClassifier",
+    "MBConv",
+    "NachosExitHead",
+    "PoolLinearExitHead",
+    "SqueezeExcitation",
+    "StageSpec",
+    "attach_exits",
+    "build_eenn",
+    "cumulative_confidence",
+    "exit_probabilities",
+    "get_exit_head",
+    "list_exit_heads",
+    "make_divisible",
+    "profile_macs",
+    "register_exit_head",
+    "select_exits",
+    "survival",
+]

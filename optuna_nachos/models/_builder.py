@@ -1,0 +1,150 @@
+"""Building early-exit networks: from a configuration, or on a user's own backbone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from optuna_nachos.config import EENNConfig
+from optuna_nachos.models._heads import get_exit_head
+from optuna_nachos.models._mobilenetv3 import (
+    STAGES,
+    STEM_CHANNELS,
+    FinalClassifier,
+    build_stage,
+    build_stem,
+)
+from optuna_nachos.models._network import EarlyExitNetwork
+from optuna_nachos.models._profile import profile_macs
+
+
+def _check_counts(num_classes: int, in_channels: int) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}.")
+
+
+def _cost_monotone_heads(
+    segments: Sequence[nn.Module],
+    final_head: nn.Module,
+    exit_positions: Sequence[int],
+    *,
+    head_name: str,
+    num_classes: int,
+    example: torch.Tensor,
+) -> tuple[dict[int, nn.Module], list[int]]:
+    """Build exit heads from the last exit backwards, pooling in front of head ``j`` while
+    (backbone to ``j`` + head ``j``) costs at least (backbone to the next exit + its head)."""
+    spec = get_exit_head(head_name)
+    features = []
+    cumulative = []
+    total = 0
+    x = example
+    for segment in segments:
+        macs, x = profile_macs(segment, x)
+        total += macs
+        features.append(x)
+        cumulative.append(total)
+    final_macs, _ = profile_macs(final_head, x)
+    next_cost = cumulative[-1] + final_macs
+
+    heads: dict[int, nn.Module] = {}
+    pools: dict[int, int] = {}
+    for position in sorted(exit_positions, reverse=True):
+        feature = features[position]
+        spatial = (feature.shape[2], feature.shape[3])
+        usable = [p for p in spec.pool_sizes if p <= min(spatial)] or [1]
+        for pool in usable:
+            head = spec.factory(feature.shape[1], spatial, num_classes, pool=pool)
+            head_macs, _ = profile_macs(head, feature)
+            cost = cumulative[position] + head_macs
+            if cost < next_cost:
+                break
+        heads[position], pools[position] = head, pool
+        next_cost = cost
+    return heads, [pools[p] for p in sorted(pools)]
+
+
+def build_eenn(config: EENNConfig, *, num_classes: int, in_channels: int = 3) -> EarlyExitNetwork:
+    """Build the early-exit MobileNetV3 network described by ``config``.
+
+    The backbone is cut after each of the five searchable stages (the stem belongs to the
+    first segment); an early exit of ``config.exit_stages`` reads the output of its stage.
+    Exit heads are made cost-monotone: a max-pool of size 2, then 4, goes in front of a head
+    while the exit would cost at least as much as the next deeper one.
+
+    Args:
+        config: The network to build.
+        num_classes: Number of classes, at least 2.
+        in_channels: Channels of the input images (1 for grey-scale, 3 for RGB).
+
+    Returns:
+        The network, in training mode, with ``config`` attached.
+    """
+    if not isinstance(config, EENNConfig):
+        raise TypeError(f"config must be an EENNConfig, got {type(config).__name__}.")
+    _check_counts(num_classes, in_channels)
+    segments: list[nn.Module] = []
+    channels = STEM_CHANNELS
+    for stage_index, spec in enumerate(STAGES):
+        stage = build_stage(config, stage_index, channels)
+        if stage_index == 0:
+            stage = nn.Sequential(build_stem(in_channels), *stage)
+        segments.append(stage)
+        channels = spec.out_channels
+    final_head = FinalClassifier(channels, num_classes)
+    example = torch.zeros(1, in_channels, config.resolution, config.resolution)
+    heads, pools = _cost_monotone_heads(
+        segments,
+        final_head,
+        [stage - 1 for stage in config.exit_stages],
+        head_name=config.exit_head,
+        num_classes=num_classes,
+        example=example,
+    )
+    return EarlyExitNetwork(
+        segments, heads, final_head, num_classes=num_classes, config=config, exit_pools=pools
+    )
+
+
+def attach_exits(
+    segments: Sequence[nn.Module],
+    final_head: nn.Module,
+    *,
+    exit_after: Sequence[int],
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    head: str = "pool_linear",
+) -> EarlyExitNetwork:
+    """Attach early exits to a backbone the user already has.
+
+    Args:
+        segments: The backbone as an ordered list of stages (for example a torchvision
+            ResNet-18 cut into its stem and ``layer1`` .. ``layer4``).
+        final_head: The backbone's own classifier, applied after the last segment.
+        exit_after: Indices of the segments followed by an early exit (not the last one).
+        num_classes: Number of classes the heads predict.
+        input_shape: ``(channels, height, width)`` of one input, used to size the heads.
+        head: Registered exit head design; the cost-monotone pooling rule applies.
+
+    Returns:
+        The early-exit network. Its weights are shared with the modules passed in.
+    """
+    _check_counts(num_classes, input_shape[0])
+    positions = sorted(set(exit_after))
+    if len(positions) != len(exit_after):
+        raise ValueError(f"exit_after must not repeat segments, got {list(exit_after)}.")
+    for position in positions:
+        if not 0 <= position < len(segments) - 1:
+            raise ValueError(
+                f"exit_after entries must lie in 0..{len(segments) - 2} (an exit after the last "
+                f"segment would duplicate the final head), got {position}."
+            )
+    example = torch.zeros(1, *input_shape)
+    heads, pools = _cost_monotone_heads(
+        segments, final_head, positions, head_name=head, num_classes=num_classes, example=example
+    )
+    return EarlyExitNetwork(segments, heads, final_head, num_classes=num_classes, exit_pools=pools)

@@ -1,0 +1,5 @@
+"""The packaged NACHOS objective."""
+
+from optuna_nachos.objective._objective import NachosObjective
+
+__all__ = ["NachosObjective"]

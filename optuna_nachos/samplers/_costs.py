@@ -1,0 +1,170 @@
+"""Exact, training-free facts about candidates of an EENN search space: costs and static limits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_AVG_MACS = "max_avg_macs"
+MIN_ACCURACY = "min_accuracy"
+MIN_EXITS = "min_exits"
+MAX_PEAK_MACS = "max_peak_macs"
+MAX_PARAMS = "max_params"
+
+
+@dataclass(frozen=True)
+class CandidateCosts:
+    """Exact costs of one configuration.
+
+    Attributes:
+        config: The configuration (an :class:`~optuna_nachos.EENNConfig`).
+        exit_macs: MACs of a sample leaving at each exit, shallowest first.
+        params: Parameters of the whole network.
+        exit_deficit: Early exits missing to reach the space's ``min_exits``.
+        canonical: The parameters of ``config`` in the space's canonical form (unused layers
+            set to the first choice): two parameter sets that build the same network have the
+            same canonical form.
+    """
+
+    config: Any
+    exit_macs: tuple[int, ...]
+    params: int
+    exit_deficit: int
+    canonical: dict[str, Any]
+
+    @property
+    def first(self) -> float:
+        """Cost of the first exit: the lowest average MACs the network can reach."""
+        return float(self.exit_macs[0])
+
+    @property
+    def last(self) -> float:
+        """Cost of the final exit (peak MACs)."""
+        return float(self.exit_macs[-1])
+
+
+class SpaceCosts:
+    """Exact per-exit costs and static constraints of an EENN space's parameter sets.
+
+    Args:
+        space: The search space (``config_from_params``, ``params_from_config``,
+            ``exit_deficit``), e.g. :class:`~optuna_nachos.space.MobileNetV3Space`.
+        num_classes: Classes of the task (the heads' output size).
+        in_channels: Channels of the input images.
+        convention: Cost convention of :func:`optuna_nachos.cost.exit_macs`.
+        max_avg_macs: Budget of average MACs (its exact lower bound is the first exit's cost).
+        max_peak_macs: Limit of the final exit's cost.
+        max_params: Limit of the parameter count.
+    """
+
+    def __init__(
+        self,
+        space: Any,
+        *,
+        num_classes: int,
+        in_channels: int,
+        convention: str,
+        max_avg_macs: float | None,
+        max_peak_macs: float | None,
+        max_params: float | None,
+    ) -> None:
+        self.space = space
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.convention = convention
+        self.max_avg_macs = max_avg_macs
+        self.max_peak_macs = max_peak_macs
+        self.max_params = max_params
+        self.distributions = dict(space.distributions())
+        self._names = tuple(self.distributions)
+        self._by_params: dict[Hashable, CandidateCosts] = {}
+
+    def full_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` completed with the single-valued parameters of the space."""
+        out = dict(params)
+        for name, dist in self.distributions.items():
+            if name not in out and dist.single():
+                out[name] = dist.choices[0]
+        return out
+
+    def costs(self, params: Mapping[str, Any]) -> CandidateCosts:
+        """Exact costs of the configuration that ``params`` encode (cached)."""
+        from optuna_nachos.cost import cost_profile
+
+        full = self.full_params(params)
+        raw_key = tuple((full[name].__class__, full[name]) for name in self._names)
+        found = self._by_params.get(raw_key)
+        if found is not None:
+            return found
+        config = self.space.config_from_params(full)
+        profile = cost_profile(
+            config,
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            convention=self.convention,
+        )
+        found = CandidateCosts(
+            config=config,
+            exit_macs=tuple(int(m) for m in profile.exit_macs),
+            params=int(profile.exit_params[-1]),
+            exit_deficit=int(self.space.exit_deficit(config)),
+            canonical=dict(self.space.params_from_config(config)),
+        )
+        if len(self._by_params) > 200_000:
+            self._by_params.clear()
+        self._by_params[raw_key] = found
+        return found
+
+    def canonical_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters of the same configuration in the space's canonical form.
+
+        Two parameter sets that build the same network (differing only in unused layers) have
+        the same canonical form.
+        """
+        return dict(self.costs(params).canonical)
+
+    def static_violations(self, costs: CandidateCosts) -> dict[str, float]:
+        """Violations (``> 0``) of the constraints known exactly before training, normalized.
+
+        ``max_avg_macs`` uses the exact lower bound of average MACs: the first exit's cost.
+        """
+        out = {MIN_EXITS: float(costs.exit_deficit)}
+        if self.max_avg_macs is not None:
+            out[MAX_AVG_MACS] = (costs.first - self.max_avg_macs) / self.max_avg_macs
+        if self.max_peak_macs is not None:
+            out[MAX_PEAK_MACS] = (costs.last - self.max_peak_macs) / self.max_peak_macs
+        if self.max_params is not None:
+            out[MAX_PARAMS] = (costs.params - self.max_params) / self.max_params
+        return out
+
+    def static_violation(self, costs: CandidateCosts) -> float:
+        """Sum of the positive static violations (0 when every static limit holds)."""
+        return float(sum(max(0.0, v) for v in self.static_violations(costs).values()))
+
+    def cost_features(self, costs: CandidateCosts) -> list[float]:
+        """Features derived from the exact costs, for the surrogates.
+
+        ``log`` of the first and last exits' MACs and of the parameters, the number of early
+        exits, and (with a budget) where the budget falls between the first and last exits.
+        """
+        first, last = costs.first, costs.last
+        features = [
+            math.log(max(first, 1.0)),
+            math.log(max(last, 1.0)),
+            math.log(max(costs.params, 1)),
+            float(len(costs.exit_macs) - 1),
+        ]
+        if self.max_avg_macs is not None:
+            features.append(budget_position(first, last, self.max_avg_macs))
+        return features
+
+
+def budget_position(first: float, last: float, budget: float) -> float:
+    """Where ``budget`` falls between the first and last exits' costs, clipped to [0, 1]."""
+    if last <= first:
+        return 1.0 if budget >= last else 0.0
+    return float(np.clip((budget - first) / (last - first), 0.0, 1.0))

@@ -1,0 +1,95 @@
+"""The search, best and export commands: error paths and a small real run."""
+
+import json
+
+import pytest
+
+from optuna_nachos.cli import main
+
+SEARCH = [
+    "search", "--dataset", "digits", "--sampler", "random", "--max-avg-macs", "2.7M",
+    "--min-accuracy", "0.0", "--no-progress",
+]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    return lines[-1]
+
+
+def test_unknown_dataset_is_one_line_error(tmp_path, capsys):
+    code = main(
+        ["search", "--dataset", "nope", "--n-trials", "1", "--max-avg-macs", "2.7M",
+         "--min-accuracy", "0.5", "--storage", f"sqlite:///{tmp_path / 'x.db'}"]
+    )
+    assert code == 2
+    line = _error_line(capsys)
+    assert "unknown dataset 'nope'" in line and "digits" in line
+
+
+def test_unknown_sampler_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--dataset", "digits", "--n-trials", "1", "--sampler", "bogus",
+              "--max-avg-macs", "2.7M", "--min-accuracy", "0.5"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_bad_mac_amount_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--dataset", "digits", "--n-trials", "1", "--max-avg-macs", "lots",
+              "--min-accuracy", "0.5"])
+    assert exit_info.value.code == 2
+    assert "invalid MAC amount" in capsys.readouterr().err
+
+
+def test_budget_below_smallest_network(tmp_path, capsys):
+    code = main([*SEARCH[:6], "1K", "--min-accuracy", "0.0", "--n-trials", "1",
+                 "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert code == 2
+    assert "cheapest network" in _error_line(capsys)
+
+
+def test_storage_that_cannot_be_opened(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+    code = main([*SEARCH, "--n-trials", "1", "--storage", url])
+    assert code == 2
+    assert "cannot open storage" in _error_line(capsys)
+
+
+def test_best_on_a_missing_study(tmp_path, capsys):
+    code = main(["best", "--storage", f"sqlite:///{tmp_path / 'empty.db'}"])
+    assert code == 2
+    assert "no study 'nachos'" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_search_best_export_round_trip(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'nachos.db'}"
+    code = main(
+        [*SEARCH, "--n-trials", "3", "--storage", storage, "--backbone-epochs", "2",
+         "--warmup-epochs", "1", "--exit-epochs", "1", "--train-subset", "600"]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Admissible Pareto front" in out
+
+    assert main(["best", "--storage", storage, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows, "with no accuracy floor every trial within the budget is feasible"
+    trial = rows[0]["trial"]
+    assert rows[0]["avg_macs"] <= 2.7e6
+
+    out_dir = tmp_path / "exported"
+    assert main(["export", "--storage", storage, "--trial", str(trial), "--out",
+                 str(out_dir)]) == 0
+    assert (out_dir / "eenn.json").is_file() and (out_dir / "weights.pt").is_file()
+    info = json.loads((out_dir / "eenn.json").read_text())
+    assert info["thresholds"] == rows[0]["thresholds"]
+
+    assert main(["export", "--storage", storage, "--trial", "999", "--out",
+                 str(out_dir)]) == 2
+    assert "no trial 999" in _error_line(capsys)

@@ -1,0 +1,90 @@
+import multiprocessing
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_nachos.space import suggest_eenn
+from optuna_nachos.study import create_study, open_storage, run_search, storage_lock_path
+
+
+def _cheap_objective(trial: optuna.Trial) -> tuple[float, float]:
+    config = suggest_eenn(trial)
+    return sum(config.depths) / 20.0, float(len(config.exit_stages))
+
+
+def _worker(url: str, n_trials: int) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = create_study(
+        storage=open_storage(url),
+        study_name="shared",
+        sampler=optuna.samplers.RandomSampler(),
+    )
+    run_search(study, _cheap_objective, n_trials=n_trials, lock_path=storage_lock_path(url))
+
+
+@pytest.mark.parametrize("scheme", ["journal", "sqlite"])
+def test_two_processes_finish_exactly_the_requested_trials(tmp_path, scheme):
+    name = "s.log" if scheme == "journal" else "s.db"
+    url = f"{scheme}:///{tmp_path / name}"
+    create_study(storage=open_storage(url), study_name="shared")  # create before the race
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(url, 13)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+        assert worker.exitcode == 0
+    study = optuna.load_study(study_name="shared", storage=open_storage(url))
+    assert len(study.trials) == 13
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert sorted(t.number for t in study.trials) == list(range(13))
+
+
+def test_run_search_resumes_to_the_total(tmp_path):
+    study = create_study(storage=f"sqlite:///{tmp_path / 'r.db'}", study_name="r")
+    assert run_search(study, _cheap_objective, n_trials=3) == 3
+    assert run_search(study, _cheap_objective, n_trials=5) == 2
+    assert run_search(study, _cheap_objective, n_trials=5) == 0
+    assert len(study.trials) == 5
+
+
+def test_failed_trials_do_not_count(tmp_path):
+    calls = []
+
+    def flaky(trial):
+        calls.append(trial.number)
+        if trial.number == 1:
+            return float("nan"), float("nan")  # Optuna records NaN values as a failure
+        return _cheap_objective(trial)
+
+    study = create_study(storage=None, study_name=None)
+    run_search(study, flaky, n_trials=3)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 3
+    assert states.count(TrialState.FAIL) == 1
+
+
+def test_exceptions_fail_the_trial_and_propagate():
+    study = create_study(storage=None, study_name=None)
+
+    def broken(trial):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_search(study, broken, n_trials=2)
+    assert study.trials[0].state == TrialState.FAIL
+
+
+def test_storage_urls(tmp_path):
+    assert storage_lock_path("sqlite:///a.db") == Path("a.db.nachos-lock")
+    assert storage_lock_path("journal:///x/j.log") == Path("x/j.log.nachos-lock")
+    assert storage_lock_path("postgresql://u@h/db") is None
+    with pytest.raises(ValueError, match="cannot open storage"):
+        open_storage(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    assert isinstance(
+        open_storage(f"journal:///{tmp_path / 'j.log'}"), optuna.storages.JournalStorage
+    )
+
+
