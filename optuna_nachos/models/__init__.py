@@ -16,6 +16,7 @@ from optuna_nachos.models._heads import (
     list_exit_heads,
     register_exit_head,
 )
+from optuna_nachos.models._init import init_weights
 from optuna_nachos.models._mobilenetv3 import STAGES, FinalClassifier, StageSpec
 from optuna_nachos.models._network import EarlyExitNetwork, EarlyExitPrediction, EENNOutput
 from optuna_nachos.models._profile import profile_macs
@@ -38,6 +39,7 @@ __all__ = [
     "cumulative_confidence",
     "exit_probabilities",
     "get_exit_head",
+    "init_weights",
     "list_exit_heads",
     "make_divisible",
     "profile_macs",

@@ -9,6 +9,7 @@ from torch import nn
 
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.models._heads import get_exit_head
+from optuna_nachos.models._init import init_weights
 from optuna_nachos.models._mobilenetv3 import (
     STAGES,
     STEM_CHANNELS,
@@ -58,7 +59,7 @@ def _cost_monotone_heads(
         spatial = (feature.shape[2], feature.shape[3])
         usable = [p for p in spec.pool_sizes if p <= min(spatial)] or [1]
         for pool in usable:
-            head = spec.factory(feature.shape[1], spatial, num_classes, pool=pool)
+            head = init_weights(spec.factory(feature.shape[1], spatial, num_classes, pool=pool))
             head_macs, _ = profile_macs(head, feature)
             cost = cumulative[position] + head_macs
             if cost < next_cost:
@@ -131,7 +132,8 @@ def attach_exits(
         head: Registered exit head design; the cost-monotone pooling rule applies.
 
     Returns:
-        The early-exit network. Its weights are shared with the modules passed in.
+        The early-exit network. Its weights are shared with the modules passed in; only the
+        new exit heads are initialized.
     """
     _check_counts(num_classes, input_shape[0])
     positions = sorted(set(exit_after))

@@ -99,19 +99,28 @@ class EarlyExitNetwork(nn.Module):
             x = segment(x)
         return self.final_head(x)
 
-    def forward(self, x: torch.Tensor) -> EENNOutput:
-        """Run every exit on every sample (training and static evaluation)."""
+    def forward(self, x: torch.Tensor, *, backbone_grad: bool = True) -> EENNOutput:
+        """Run every exit on every sample (training and static evaluation).
+
+        Args:
+            x: Input batch of shape ``(N, C, H, W)``.
+            backbone_grad: ``False`` runs the segments and the final head without autograd,
+                so that only the early-exit heads build a graph (training exits on a frozen
+                backbone). The values are the same.
+        """
         logits: list[torch.Tensor] = []
         confidences: list[torch.Tensor] = []
         heads = dict(zip(self.exit_positions, self.exit_heads))
         for index, segment in enumerate(self.segments):
-            x = segment(x)
+            with torch.set_grad_enabled(backbone_grad and torch.is_grad_enabled()):
+                x = segment(x)
             head = heads.get(index)
             if head is not None:
                 out = head(x)
                 logits.append(out[:, :-1])
                 confidences.append(torch.sigmoid(out[:, -1]))
-        final = self.final_head(x)
+        with torch.set_grad_enabled(backbone_grad and torch.is_grad_enabled()):
+            final = self.final_head(x)
         logits.append(final)
         confidences.append(torch.ones(final.shape[0], dtype=final.dtype, device=final.device))
         return EENNOutput(tuple(logits), torch.stack(confidences, dim=1))

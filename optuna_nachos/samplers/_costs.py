@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from optuna_nachos.config import NUM_STAGES
+
 MAX_AVG_MACS = "max_avg_macs"
 MIN_ACCURACY = "min_accuracy"
 MIN_EXITS = "min_exits"
@@ -81,6 +83,7 @@ class SpaceCosts:
         self.max_params = max_params
         self.distributions = dict(space.distributions())
         self._names = tuple(self.distributions)
+        self._final_stage = NUM_STAGES
         self._by_params: dict[Hashable, CandidateCosts] = {}
 
     def full_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,7 +152,11 @@ class SpaceCosts:
         """Features derived from the exact costs, for the surrogates.
 
         ``log`` of the first and last exits' MACs and of the parameters, the number of early
-        exits, and (with a budget) where the budget falls between the first and last exits.
+        exits, and ``log`` of the cost of the exit after each stage (0 where there is none).
+        With a budget also: where the budget falls between the first and last exits, the
+        relative cost of each stage's exit, and which exit is the deepest one whose cost fits
+        in the budget (its stage and its position between the first and last exits): the
+        exits that can take samples decide what the network can reach.
         """
         first, last = costs.first, costs.last
         features = [
@@ -158,9 +165,59 @@ class SpaceCosts:
             math.log(max(costs.params, 1)),
             float(len(costs.exit_macs) - 1),
         ]
+        stages = getattr(costs.config, "exit_stages", None)
+        per_stage: dict[int, float] = {}
+        if stages is not None and len(stages) + 1 == len(costs.exit_macs):
+            positions = [*stages, self._final_stage]
+            per_stage = dict(zip(positions, (float(c) for c in costs.exit_macs)))
+            features += [
+                math.log(per_stage[s]) if s in per_stage else 0.0
+                for s in range(1, self._final_stage + 1)
+            ]
         if self.max_avg_macs is not None:
-            features.append(budget_position(first, last, self.max_avg_macs))
+            budget = self.max_avg_macs
+            features.append(budget_position(first, last, budget))
+            features.append(exit_position_baseline(costs, budget))
+            if per_stage:
+                fitting = [s for s, c in per_stage.items() if c <= budget]
+                features.append(float(max(fitting)) if fitting else 0.0)
+                features += [
+                    per_stage[s] / budget if s in per_stage else 0.0
+                    for s in range(1, self._final_stage + 1)
+                ]
         return features
+
+
+def average_anchor(costs: CandidateCosts, budget: float | None) -> tuple[float, float]:
+    """Computed part of the average MACs: ``avg = anchor + t * scale``, only ``t`` predicted.
+
+    With a budget, the anchor is the deepest exit whose cost fits in it (every sample leaving
+    there is always possible and, when deeper exits are more accurate, the natural operating
+    point) and the scale is the headroom left up to the budget, so ``t`` is about 0 when the
+    samples leave at that exit and about 1 when the thresholds spend the whole budget. Without a
+    budget (or when the whole network fits in it), the anchor is the first exit (the last one)
+    and the scale the spread between the first and the last exits.
+    """
+    first, last = costs.first, costs.last
+    spread = max(last - first, 1.0)
+    if budget is None or last <= first:
+        return first, spread
+    affordable = [float(c) for c in costs.exit_macs if c <= budget]
+    if not affordable:
+        return first, spread
+    deepest = max(affordable)
+    if deepest >= last:
+        return last, spread
+    return deepest, max(budget - deepest, 0.05 * spread)
+
+
+def exit_position_baseline(costs: CandidateCosts, budget: float | None) -> float:
+    """Where the anchor of :func:`average_anchor` lies between the first and last exits."""
+    first, last = costs.first, costs.last
+    if last <= first:
+        return 0.0
+    anchor, _ = average_anchor(costs, budget)
+    return float(np.clip((anchor - first) / (last - first), 0.0, 1.0))
 
 
 def budget_position(first: float, last: float, budget: float) -> float:

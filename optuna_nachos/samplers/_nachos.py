@@ -28,9 +28,15 @@ from optuna_nachos.samplers._costs import (
     MIN_EXITS,
     CandidateCosts,
     SpaceCosts,
+    average_anchor,
 )
 from optuna_nachos.samplers._encoding import SearchSpaceEncoder
-from optuna_nachos.samplers._nsga2 import IntegerNSGA2, constrained_ranks, select_spread
+from optuna_nachos.samplers._nsga2 import (
+    IntegerNSGA2,
+    constrained_ranks,
+    select_hypervolume,
+    select_spread,
+)
 from optuna_nachos.samplers._surrogates import SURROGATE_NAMES, Surrogate, fit_surrogate
 
 _logger = optuna.logging.get_logger("optuna_nachos")
@@ -96,25 +102,32 @@ class NachosSampler(BaseSampler):
     1. the completed trials are encoded as integer vectors over the relative search space
        (choice index of a categorical parameter, grid index of an integer or stepped float,
        the value of a continuous float);
-    2. one surrogate per predicted quantity is fitted: a Gaussian process with an RBF kernel, a
-       random forest and an MLP are compared by cross-validated Kendall tau (mean minus
-       standard deviation over the folds) and the best is refitted on all trials;
+    2. one surrogate per predicted quantity is fitted: kernel ridge regression with an RBF
+       kernel, a random forest and an MLP are compared by cross-validated Kendall tau (mean
+       minus standard deviation over the folds) and the best is refitted on all trials;
     3. an integer NSGA-II (``population_size`` individuals, ``n_generations`` generations,
        seeded with the current non-dominated trials) searches the predicted objectives under
        constrained domination (feasible first, then by total predicted violation);
-    4. ``batch_size`` well-spread candidates of the predicted front that duplicate no earlier
-       trial or proposal become the round's proposals, which the next trials take in turn.
+    4. ``batch_size`` well-spread candidates of the predicted front (see ``selection``) that
+       duplicate no earlier trial or proposal become the round's proposals, which the next
+       trials take in turn.
 
     With an EENN ``space`` (:class:`~optuna_nachos.space.MobileNetV3Space`), whatever can be
     computed exactly is: "predict what you must, compute what you can". The per-exit MACs of a
     candidate come from the analytic cost model (:func:`optuna_nachos.cost.exit_macs`); only
-    the unknown exit ratios are predicted, as the expected position of the average cost between
-    the first and the last exits, ``frac = (avg - first) / (last - first)``, giving
-    ``avg = first + frac * (last - first)``. The static constraints are exact: a candidate
-    whose first exit costs more than ``max_avg_macs``, with too few early exits, or beyond
-    ``max_peak_macs`` / ``max_params`` is never proposed after the random start. Duplicates are
-    detected on the configuration: two parameter sets that build the same network (differing
-    only in unused layers) are the same candidate.
+    the unknown exit ratios are predicted, as the position of the average cost relative to
+    exactly computed anchors: ``avg = anchor + t * scale``, where the anchor is the deepest exit
+    whose cost fits in ``max_avg_macs`` (all samples leaving there) and the scale the headroom
+    up to the budget (without a budget: the first exit and the spread ``last - first``, so that
+    ``t = (avg - first) / (last - first)``); the prediction is clipped to ``[first, last]``.
+    The static constraints are exact: a candidate whose first exit costs more than
+    ``max_avg_macs``, with too few early exits, or beyond ``max_peak_macs`` / ``max_params`` is
+    never proposed (nor, with ``feasible_startup``, sampled in the random start). The surrogates
+    also see features computed from the exact costs (log costs of every exit, which exit is the
+    deepest within the budget, ...). Trials with the user attribute ``skipped_training`` (set
+    by objectives that do not train statically infeasible networks) do not train the
+    objective surrogates. Duplicates are detected on the configuration: two parameter sets that
+    build the same network (differing only in unused layers) are the same candidate.
 
     Without a space (any flat search space that Optuna infers), every objective and every
     constraint stored with :meth:`optuna.trial.Trial.set_constraint` gets its own surrogate.
@@ -178,8 +191,16 @@ class NachosSampler(BaseSampler):
         batch_size: Proposals per round (K = 8 in the paper).
         population_size: NSGA-II population (40 in the paper).
         n_generations: NSGA-II generations per round (20 in the paper).
-        surrogates: Surrogate families compared each round, among ``"rbf"`` (Gaussian process
-            with an RBF kernel), ``"trees"`` (random forest) and ``"mlp"``.
+        selection: How the ``batch_size`` proposals are picked among the new candidates of
+            the NSGA-II, best constrained fronts first. ``"hypervolume"``: greedily, the
+            candidate predicted to add the most hypervolume to the current admissible front and
+            to the candidates already picked (which spreads the picks along the predicted
+            front; reference point at ``min_accuracy`` and ``max_avg_macs`` where set), then,
+            once no candidate is predicted to add any, by spread. ``"spread"``: the extremes of
+            the predicted front, then farthest-point selection in normalized objectives, away
+            from the picks and from the current Pareto trials.
+        surrogates: Surrogate families compared each round, among ``"rbf"`` (kernel ridge
+            regression with an RBF kernel), ``"trees"`` (random forest) and ``"mlp"``.
         n_folds: Folds of the cross-validation that chooses the surrogate.
         seed: Seed of the random start, the surrogates and the NSGA-II. With one worker, a seed
             gives the same parameters trial by trial.
@@ -210,6 +231,7 @@ class NachosSampler(BaseSampler):
         batch_size: int = 8,
         population_size: int = 40,
         n_generations: int = 20,
+        selection: str = "hypervolume",
         surrogates: Sequence[str] = SURROGATE_NAMES,
         n_folds: int = 5,
         seed: int | None = None,
@@ -238,6 +260,10 @@ class NachosSampler(BaseSampler):
             raise ValueError(
                 "max_peak_macs and max_params are exact static limits: pass the search space "
                 "(space=MobileNetV3Space(...)) so that the sampler can compute them."
+            )
+        if selection not in ("hypervolume", "spread"):
+            raise ValueError(
+                f"selection must be 'hypervolume' or 'spread', got {selection!r}."
             )
         surrogates = tuple(surrogates)
         unknown = [s for s in surrogates if s not in SURROGATE_NAMES]
@@ -269,6 +295,7 @@ class NachosSampler(BaseSampler):
         self._population_size = population_size
         self._n_generations = n_generations
         self._surrogates = surrogates
+        self._selection = selection
         self._n_folds = n_folds
         self._rng = LazyRandomState(seed)
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
@@ -533,7 +560,7 @@ class NachosSampler(BaseSampler):
                     # Every configuration of the space is taken: repeat one at random.
                     rng = np.random.default_rng(self._rng.rng.randint(0, 2**31 - 1))
                     return encoder.decode(encoder.random(1, rng)[0])
-                choice = (0, proposals[0])
+                choice = proposals[0]
             index, params = choice
             claim = {"round": round_index, "index": index, "params": params}
             storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, claim)
@@ -569,8 +596,8 @@ class NachosSampler(BaseSampler):
         active: bool,
         taken: set[Hashable],
         round_index: int,
-    ) -> list[dict[str, Any]]:
-        """Build, store and return the proposals of round ``round_index``."""
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Build and store round ``round_index``; return its free proposals, indexed."""
         started = time.perf_counter()
         seed = int(self._rng.rng.randint(0, 2**31 - 1))
         rng = np.random.default_rng(seed)
@@ -588,9 +615,9 @@ class NachosSampler(BaseSampler):
         if isinstance(existing, dict) and existing.get("signature") == self._signature(encoder):
             # Another worker stored this round meanwhile: use its proposals.
             free = [
-                p
-                for p in existing.get("proposals", [])
-                if self._identity(encoder, p, active) not in taken
+                (index, params)
+                for index, params in enumerate(existing.get("proposals", []))
+                if self._identity(encoder, params, active) not in taken
             ]
             if free:
                 return free
@@ -623,7 +650,7 @@ class NachosSampler(BaseSampler):
             diagnostics.get("n_candidates", 0),
             diagnostics.get("n_predicted_feasible", 0),
         )
-        return proposals
+        return list(enumerate(proposals))
 
     def _roles(self, study: Study, active: bool) -> _Roles:
         directions = list(study.directions)
@@ -760,7 +787,13 @@ class NachosSampler(BaseSampler):
                 vectors = np.vstack([vectors, extra])
                 objectives = np.vstack([objectives, f])
                 violations = np.concatenate([violations, v])
-        chosen = select_spread(objectives, violations, self._batch_size, anchors=anchors)
+        if self._selection == "hypervolume" and len(objectives):
+            reference = self._reference_point(roles, signs, anchors, objectives, violations)
+            chosen = select_hypervolume(
+                objectives, violations, self._batch_size, front=anchors, reference=reference
+            )
+        else:
+            chosen = select_spread(objectives, violations, self._batch_size, anchors=anchors)
         proposals = []
         seen: set[Hashable] = set()
         for i in chosen:
@@ -780,6 +813,32 @@ class NachosSampler(BaseSampler):
             "seed": seed,
         }
         return proposals, diagnostics
+
+
+    def _reference_point(
+        self,
+        roles: _Roles,
+        signs: np.ndarray,
+        front: np.ndarray,
+        objectives: np.ndarray,
+        violations: np.ndarray,
+    ) -> np.ndarray:
+        """Reference point of the hypervolume, in minimized objectives.
+
+        The constraint bounds where they are known (``min_accuracy``, ``max_avg_macs``), else
+        the worst value of the front and the predicted-feasible candidates plus a tenth of
+        their range.
+        """
+        points = np.vstack([front, objectives[violations <= 0.0]])
+        if len(points) == 0:
+            points = objectives
+        worst, best = points.max(axis=0), points.min(axis=0)
+        reference = worst + 0.1 * np.where(worst > best, worst - best, 1.0)
+        if roles.accuracy is not None and self._min_accuracy is not None:
+            reference[roles.accuracy] = signs[roles.accuracy] * self._min_accuracy
+        if roles.avg_macs is not None and self._max_avg_macs is not None:
+            reference[roles.avg_macs] = signs[roles.avg_macs] * self._max_avg_macs
+        return reference
 
 
 class _RoundModel:
@@ -811,8 +870,7 @@ class _RoundModel:
         x = self._features(data.vectors, data.costs)
         use = ~data.skipped if len(data.skipped) else np.zeros(0, dtype=bool)
         self.objective_surrogates: dict[int, Surrogate] = {}
-        self.frac: Surrogate | None = None
-        self._frac_default = 0.5
+        self.exit_position: Surrogate | None = None
         for i in range(n_obj):
             if self.space_costs is not None and i == roles.avg_macs:
                 rows, target = [], []
@@ -820,12 +878,10 @@ class _RoundModel:
                 for row, (cost, value) in enumerate(pairs):
                     if use[row] and cost.last > cost.first:
                         rows.append(row)
-                        target.append(
-                            float(np.clip((value - cost.first) / (cost.last - cost.first), 0, 1))
-                        )
-                self.frac = fit_surrogate(x[rows], np.array(target), **fit)
-                if not rows:
-                    self.frac.constant = self._frac_default
+                        anchor, scale = self._anchor(cost)
+                        value = float(np.clip(value, cost.first, cost.last))
+                        target.append((value - anchor) / scale)
+                self.exit_position = fit_surrogate(x[rows], np.array(target), **fit)
                 continue
             self.objective_surrogates[i] = fit_surrogate(x[use], data.values[use, i], **fit)
         self.objective_names = {i: str(names[i]) for i in range(n_obj)}
@@ -867,6 +923,9 @@ class _RoundModel:
             self.constraint_surrogates[name] = (fit_surrogate(x[rows], y, **fit), scale)
 
     # ----------------------------------------------------------------------------- costs
+    def _anchor(self, costs: CandidateCosts) -> tuple[float, float]:
+        return average_anchor(costs, self.sampler._max_avg_macs)
+
     def _info(self, vector: np.ndarray) -> _Info:
         """Identity, canonical vector, exact costs and static violation of ``vector``."""
         raw = self.encoder.key(vector)
@@ -943,11 +1002,12 @@ class _RoundModel:
         predictions = np.zeros((n, len(self.signs)))
         for i, surrogate in self.objective_surrogates.items():
             predictions[:, i] = surrogate.predict(x)
-        if self.frac is not None and costs is not None:
-            frac = np.clip(self.frac.predict(x), 0.0, 1.0)
+        if self.exit_position is not None and costs is not None:
+            anchors = np.array([self._anchor(c) for c in costs]).reshape(n, 2)
             first = np.array([c.first for c in costs])
             last = np.array([c.last for c in costs])
-            predictions[:, self.roles.avg_macs] = first + frac * (last - first)
+            average = anchors[:, 0] + self.exit_position.predict(x) * anchors[:, 1]
+            predictions[:, self.roles.avg_macs] = np.clip(average, first, last)
         violation = np.zeros(n)
         sampler = self.sampler
         if self.predict_avg_macs:
@@ -968,8 +1028,8 @@ class _RoundModel:
         surrogates = {
             self.objective_names[i]: s.summary() for i, s in self.objective_surrogates.items()
         }
-        if self.frac is not None:
-            surrogates["exit_position"] = self.frac.summary()
+        if self.exit_position is not None:
+            surrogates["exit_position"] = self.exit_position.summary()
         for name, (surrogate, _) in self.constraint_surrogates.items():
             surrogates[f"constraint:{name}"] = surrogate.summary()
         return {"surrogates": surrogates, "space_costs": self.space_costs is not None}

@@ -312,3 +312,67 @@ def select_spread(
         chosen.extend(members[picked].tolist())
         break
     return np.array(chosen[:k], dtype=int)
+
+
+def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume dominated by minimized ``points`` up to ``reference`` (exact, by slicing)."""
+    p = np.asarray(points, dtype=float).reshape(-1, len(reference))
+    p = p[np.all(p < reference, axis=1)]
+    if len(p) == 0:
+        return 0.0
+    m = p.shape[1]
+    if m == 1:
+        return float(reference[0] - p[:, 0].min())
+    if m == 2:
+        p = p[np.argsort(p[:, 0], kind="stable")]
+        best = np.minimum.accumulate(p[:, 1])
+        widths = np.diff(np.append(p[:, 0], reference[0]))
+        return float(np.sum(widths * (reference[1] - best)))
+    p = p[np.argsort(p[:, -1], kind="stable")]
+    upper = np.append(p[1:, -1], reference[-1])
+    return float(
+        sum(
+            (upper[i] - p[i, -1]) * hypervolume(p[: i + 1, :-1], reference[:-1])
+            for i in range(len(p))
+            if upper[i] > p[i, -1]
+        )
+    )
+
+
+def select_hypervolume(
+    objectives: np.ndarray,
+    violations: np.ndarray,
+    k: int,
+    *,
+    front: np.ndarray,
+    reference: np.ndarray,
+) -> np.ndarray:
+    """Choose ``k`` rows by greedy predicted hypervolume improvement, then by spread.
+
+    Among the rows predicted feasible, the one adding most hypervolume to ``front`` (the
+    objectives of the current feasible Pareto trials) and to the rows already chosen is taken,
+    repeatedly, while some row adds any; the contribution of a point shrinks near points
+    already chosen, so the choice spreads along the predicted front. The remaining places are
+    filled by :func:`select_spread`, anchored at the front and the chosen rows.
+    """
+    f = np.asarray(objectives, dtype=float)
+    v = np.asarray(violations, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    base = np.asarray(front, dtype=float).reshape(-1, f.shape[1])
+    chosen: list[int] = []
+    pool = [i for i in np.flatnonzero(v <= 0.0) if np.all(f[i] < reference)]
+    current = hypervolume(base, reference)
+    while pool and len(chosen) < k:
+        points = np.vstack([base, f[chosen]]) if chosen else base
+        gains = np.array([hypervolume(np.vstack([points, f[i]]), reference) for i in pool])
+        best = int(np.argmax(gains))
+        if gains[best] - current <= 1e-12 * max(abs(current), 1.0):
+            break
+        chosen.append(pool.pop(best))
+        current = float(gains[best])
+    if len(chosen) < k:
+        rest = np.setdiff1d(np.arange(len(f)), chosen)
+        anchors = np.vstack([base, f[chosen]]) if chosen else base
+        extra = select_spread(f[rest], v[rest], k - len(chosen), anchors=anchors)
+        chosen.extend(rest[extra].tolist())
+    return np.array(chosen[:k], dtype=int)

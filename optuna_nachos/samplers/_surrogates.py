@@ -52,8 +52,8 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
 
     # Tiny matrices: one BLAS thread is faster than many, and leaves the cores to the trials.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
-        # Small data sets make MLPs stop early and GP length scales hit their bounds; both are
-        # expected here and the cross-validation judges the result.
+        # Small data sets make MLPs stop before converging; expected here, and the
+        # cross-validation judges the result.
         warnings.simplefilter("ignore")
         model.fit(x, y)
     return model

@@ -21,6 +21,37 @@ def _counted_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=_COUNTED))
 
 
+MAX_FAILURE_STREAK = 10
+"""A worker stops after this many failed trials in a row (something is wrong beyond one
+candidate: the data, the device, the settings)."""
+
+
+class _Progress:
+    """Follows one worker's trials: the total reached, and the streak of failures."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+        self.failure_streak = 0
+        self.ran = 0
+
+    def record(self, trial: optuna.trial.FrozenTrial) -> None:
+        self.ran += 1
+        self.failure_streak = self.failure_streak + 1 if trial.state == TrialState.FAIL else 0
+        if self.failure_streak == MAX_FAILURE_STREAK:
+            _logger.warning(
+                "Stopping: the last %d trials failed (see their 'fail_reason' user attribute).",
+                MAX_FAILURE_STREAK,
+            )
+
+    def done(self, study: optuna.Study) -> bool:
+        return self.failure_streak >= MAX_FAILURE_STREAK or _counted_trials(study) >= self.n_trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.record(trial)
+        if self.done(study):
+            study.stop()
+
+
 def run_search(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Sequence[float]],
@@ -32,18 +63,21 @@ def run_search(
 ) -> int:
     """Run trials until the study holds ``n_trials`` finished or running trials.
 
-    ``n_trials`` is a total for the study, not for this call: several workers (processes on
-    one machine sharing a SQLite or journal file, given the same ``lock_path``) together finish
-    exactly that many, and running the search again resumes an interrupted study. Failed
-    trials do not count, so their slots are retried.
+    ``n_trials`` is a total for the study, not for this call, and failed trials do not count,
+    so running the search again resumes an interrupted study and retries failed slots.
+    Workers on one machine that share a SQLite or journal file pass the same ``lock_path``:
+    each starts a trial under the lock, so together they finish exactly ``n_trials``. Without
+    a lock (a database server shared by several machines) the trials run through
+    ``study.optimize``, whose heartbeat lets the storage retry the trial of a worker that died;
+    then each worker checks the total when a trial ends, and the study may end with up to one
+    extra trial per worker.
 
     Args:
         study: The study.
         objective: Returns the objective values of a trial.
         n_trials: Total number of trials the study should hold.
         timeout: Stop starting new trials after this many seconds.
-        lock_path: A lock file shared by the workers of one machine (``None``: no lock; then
-            concurrent workers on a server storage may overshoot by at most one trial each).
+        lock_path: A lock file shared by the workers of one machine.
         show_progress_bar: Show a progress bar of this worker's trials.
 
     Returns:
@@ -51,17 +85,45 @@ def run_search(
     """
     if n_trials < 1:
         raise ValueError(f"n_trials must be at least 1, got {n_trials}.")
+    remaining = n_trials - _counted_trials(study)
+    if remaining <= 0:
+        return 0
+    progress = _Progress(n_trials)
+    if lock_path is None:
+        started = time.monotonic()
+        while not progress.done(study):
+            left = None if timeout is None else timeout - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                break
+            study.optimize(
+                objective,
+                n_trials=n_trials - _counted_trials(study),
+                timeout=left,
+                callbacks=[progress],
+                show_progress_bar=show_progress_bar,
+            )
+        return progress.ran
+    return _run_locked(study, objective, progress, timeout, lock_path, show_progress_bar)
+
+
+def _run_locked(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Sequence[float]],
+    progress: _Progress,
+    timeout: float | None,
+    lock_path: Path,
+    show_progress_bar: bool,
+) -> int:
     started = time.monotonic()
-    ran = 0
     bar = None
     if show_progress_bar:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max(0, n_trials - _counted_trials(study)), unit="trial")
+        bar = tqdm(total=max(0, progress.n_trials - _counted_trials(study)), unit="trial")
     try:
         while timeout is None or time.monotonic() - started < timeout:
             with file_lock(lock_path):
-                if _counted_trials(study) >= n_trials:
+                if progress.done(study):
                     break
                 trial = study.ask()
             try:
@@ -70,7 +132,7 @@ def run_search(
                 study.tell(trial, state=TrialState.FAIL)
                 raise
             frozen = study.tell(trial, values)
-            ran += 1
+            progress.record(frozen)
             if frozen.state == TrialState.COMPLETE:
                 _logger.info("Trial %d finished with values %s.", frozen.number, frozen.values)
             if bar is not None:
@@ -79,4 +141,4 @@ def run_search(
     finally:
         if bar is not None:
             bar.close()
-    return ran
+    return progress.ran

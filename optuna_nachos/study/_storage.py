@@ -19,27 +19,44 @@ LOCK_SUFFIX = ".nachos-lock"
 def open_storage(url: str) -> BaseStorage:
     """Open a storage from a URL.
 
-    ``sqlite:///file.db`` and other SQLAlchemy URLs open an RDB storage (with a heartbeat, so a
-    crashed worker's trial is marked failed and retried); ``journal:///file.log`` opens a
-    journal file storage, safe for several processes on one machine. As with SQLite, three
-    slashes start a relative path and four an absolute one.
+    ``sqlite:///file.db`` opens a SQLite file; ``journal:///file.log`` a journal file (made
+    for several processes on one machine); as with SQLite, three slashes start a relative path
+    and four an absolute one. Other SQLAlchemy URLs (``postgresql://...``, ``mysql://...``)
+    open a database server with a heartbeat, so that the trial of a worker that died is marked
+    failed and run again (:class:`optuna.storages.RetryFailedTrialCallback`).
 
     Raises:
-        ValueError: If the storage cannot be opened; the message says why.
+        ValueError: If the storage cannot be opened; the one-line message says why.
     """
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url[len(JOURNAL_PREFIX) :])
+        if not path.parent.is_dir():
+            raise ValueError(f"cannot open storage {url!r}: folder {path.parent} does not exist")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if str(path) not in ("", ":memory:") and not path.parent.is_dir():
+            raise ValueError(f"cannot open storage {url!r}: folder {path.parent} does not exist")
+        server = {}
+    else:
+        server = {
+            "heartbeat_interval": 60,
+            "grace_period": 180,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        }
     try:
-        if url.startswith(JOURNAL_PREFIX):
-            path = url[len(JOURNAL_PREFIX) :]
-            backend = optuna.storages.journal.JournalFileBackend(path)
-            return optuna.storages.JournalStorage(backend)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=60,
-            grace_period=180,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
-        )
+        return optuna.storages.RDBStorage(url, **server)
     except Exception as error:  # any backend error means the storage cannot be opened
-        raise ValueError(f"cannot open storage {url!r}: {error}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot open storage {url!r}: {reason}") from error
+
+
+def uses_heartbeat(storage: BaseStorage) -> bool:
+    """Whether the storage watches its workers with a heartbeat (database servers)."""
+    return (
+        isinstance(storage, optuna.storages.RDBStorage)
+        and storage.get_heartbeat_interval() is not None
+    )
 
 
 def storage_lock_path(url: str) -> Path | None:

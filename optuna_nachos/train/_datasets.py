@@ -94,3 +94,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'.") from error
+
+
+def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move an image batch to ``device`` in channels-last layout.
+
+    Channels-last is about twice as fast for the depthwise convolutions of MobileNetV3 on the
+    CPU, and the preferred layout of convolutions on CUDA; the results are the same.
+    """
+    if images.dim() == 4:
+        return images.to(device, memory_format=torch.channels_last, non_blocking=True)
+    return images.to(device, non_blocking=True)
+
+
+def model_to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to ``device`` with its 4-d weights in channels-last layout."""
+    return model.to(device, memory_format=torch.channels_last)

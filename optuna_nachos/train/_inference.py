@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from optuna_nachos.train._datasets import make_loader, resolve_device
+from optuna_nachos.train._datasets import make_loader, model_to_device, resolve_device, to_device
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def collect_exit_outputs(
         The per-sample confidences, predictions and labels, on the CPU.
     """
     torch_device = resolve_device(device)
-    model.to(torch_device)
+    model_to_device(model, torch_device)
     if isinstance(dataset, torch.utils.data.DataLoader):
         loader = dataset
     else:
@@ -107,7 +107,7 @@ def collect_exit_outputs(
     confidences, predictions, labels = [], [], []
     try:
         for images, targets in loader:
-            output = model(images.to(torch_device, non_blocking=True))
+            output = model(to_device(images, torch_device))
             confidences.append(output.confidences.float().cpu())
             predictions.append(torch.stack([z.argmax(dim=1) for z in output.logits], 1).cpu())
             labels.append(torch.as_tensor(targets).reshape(-1).to(torch.int64))

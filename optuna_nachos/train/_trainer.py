@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from optuna_nachos.models import EENNOutput
 from optuna_nachos.train._config import TrainConfig
 from optuna_nachos.train._datasets import (
     dataset_labels,
     make_loader,
+    model_to_device,
     resolve_device,
     subset,
+    to_device,
     train_split,
     without_augmentation,
 )
@@ -215,7 +216,7 @@ def _run_epoch(
     )
     try:
         for batch, (images, targets) in enumerate(bar):
-            images = images.to(device, non_blocking=True)
+            images = to_device(images, device)
             targets = torch.as_tensor(targets).to(device, non_blocking=True)
             start = time.perf_counter()
             terms = step(images, targets)
@@ -369,7 +370,7 @@ def _exit_phase(
 
     def step(images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         # A frozen backbone runs under no_grad: no autograd graph, no saved activations.
-        output = _forward_frozen(model, images) if frozen else model(images)
+        output = model(images, backbone_grad=not frozen)
         terms = loss_fn(output, targets, support_accuracy=current_accuracy)
         return terms._asdict()
 
@@ -451,31 +452,6 @@ def _exit_phase(
     return support_accuracy
 
 
-def _forward_frozen(model: nn.Module, images: torch.Tensor) -> Any:
-    """All-exits forward with the backbone (segments and final head) under ``no_grad``.
-
-    Equals ``model(images)`` in value; only the exit heads build an autograd graph.
-    """
-    heads = dict(zip(model.exit_positions, model.exit_heads, strict=True))
-    logits: list[torch.Tensor] = []
-    confidences: list[torch.Tensor] = []
-    x = images
-    features: dict[int, torch.Tensor] = {}
-    with torch.no_grad():
-        for index, segment in enumerate(model.segments):
-            x = segment(x)
-            if index in heads:
-                features[index] = x
-        final = model.final_head(x)
-    for index in model.exit_positions:
-        out = heads[index](features[index])
-        logits.append(out[:, :-1])
-        confidences.append(torch.sigmoid(out[:, -1]))
-    logits.append(final)
-    confidences.append(torch.ones(final.shape[0], dtype=final.dtype, device=final.device))
-    return EENNOutput(tuple(logits), torch.stack(confidences, dim=1))
-
-
 def fit(
     model: nn.Module,
     data: Any,
@@ -541,7 +517,7 @@ def fit(
     device = resolve_device(config.device)
     progress = _show_progress(config)
     was_training = model.training
-    model.to(device)
+    model_to_device(model, device)
     records: list[EpochRecord] = []
     phase_seconds: dict[str, float] = {}
     support_accuracy = None

@@ -5,16 +5,6 @@ from torch import nn
 from optuna_nachos.config import EENNConfig
 
 
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Run torch on one thread: tiny tensors gain nothing from more, and on a busy machine
-    OpenMP threads waiting for each other make the tests many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def small_config():
     """A cheap member of the NACHOS space with all four early exits."""

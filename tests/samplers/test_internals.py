@@ -11,7 +11,9 @@ from optuna_nachos.samplers._nsga2 import (
     IntegerNSGA2,
     constrained_ranks,
     crowding_distance,
+    hypervolume,
     non_dominated_ranks,
+    select_hypervolume,
     select_spread,
 )
 from optuna_nachos.samplers._surrogates import fit_surrogate
@@ -127,3 +129,33 @@ def test_surrogate_selection_by_kendall_tau() -> None:
     assert fit_surrogate(x[:3], y[:3]).tau_mean is None
     flat = fit_surrogate(x, np.ones(60))
     assert flat.name == "constant" and np.all(flat.predict(x) == 1.0)
+
+
+def test_hypervolume_exact_in_two_and_three_dimensions() -> None:
+    points = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [3.5, 3.5]])
+    assert hypervolume(points, np.array([4.0, 4.0])) == pytest.approx(6.0)
+    assert hypervolume(points[:0], np.array([4.0, 4.0])) == 0.0
+    cube = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    assert hypervolume(cube, np.array([2.0, 2.0, 2.0])) == pytest.approx(4.0)
+
+
+def test_select_hypervolume_prefers_improvements_then_spreads() -> None:
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    candidates = np.array(
+        [
+            [0.5, 0.5],  # fills the gap: the largest gain
+            [0.9, 0.9],  # no gain once [0.5, 0.5] is chosen
+            [0.2, 0.8],  # a smaller gain
+            [0.3, 0.3],  # the largest gain of all, but predicted infeasible
+        ]
+    )
+    violations = np.array([0.0, 0.0, 0.0, 1.0])
+    chosen = select_hypervolume(
+        candidates, violations, 2, front=front, reference=np.array([2.0, 2.0])
+    )
+    assert chosen.tolist() == [0, 2]
+    # With more places than improving candidates, the rest is filled (feasible first).
+    chosen = select_hypervolume(
+        candidates, violations, 4, front=front, reference=np.array([2.0, 2.0])
+    )
+    assert chosen[:2].tolist() == [0, 2] and sorted(chosen.tolist()) == [0, 1, 2, 3]

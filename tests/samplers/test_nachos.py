@@ -131,6 +131,19 @@ def test_round_diagnostics_recorded_and_logged(caplog: pytest.LogCaptureFixture)
     assert sum("NACHOS round" in r.getMessage() for r in caplog.records) == 2
 
 
+def test_spread_selection() -> None:
+    space = MobileNetV3Space()
+    sampler = NachosSampler(
+        space=space, max_avg_macs=BUDGET, selection="spread", seed=6, **FAST
+    )
+    study = eenn_study(sampler)
+    study.optimize(eenn_objective(space), n_trials=18)
+    claimed = _claimed(study)
+    assert len(claimed) == 8
+    configs = {space.config_from_params(t.params) for t in study.trials}
+    assert len(configs) == 18
+
+
 def test_peak_and_params_limits_are_exact() -> None:
     space = MobileNetV3Space()
     max_peak, max_params = 9e6, 3_000_000
@@ -282,6 +295,7 @@ def test_sampler_pickles_and_copies() -> None:
         {"max_avg_macs": 0},
         {"max_peak_macs": 1e6},  # needs a space
         {"space": object()},
+        {"selection": "best"},
     ],
 )
 def test_invalid_settings(kwargs: dict[str, Any]) -> None:

@@ -88,3 +88,14 @@ def test_storage_urls(tmp_path):
     )
 
 
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_streak_of_failures_stops_the_worker(tmp_path, locked):
+    from optuna_nachos.study._search import MAX_FAILURE_STREAK
+
+    study = create_study(storage=f"sqlite:///{tmp_path / 'f.db'}", study_name="f")
+    lock = tmp_path / "f.lock" if locked else None
+    ran = run_search(study, lambda t: (float("nan"), float("nan")), n_trials=3, lock_path=lock)
+    assert ran == MAX_FAILURE_STREAK
+    assert all(t.state == TrialState.FAIL for t in study.trials)

@@ -9,7 +9,7 @@ import torch
 from optuna_nachos import EENNConfig, build_eenn
 from optuna_nachos.train import TrainConfig, calibrate_and_evaluate, fit
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_small_eenn_on_digits() -> None:

@@ -1,0 +1,129 @@
+"""Wall time and plugin overhead of the README's main command (packaged search on digits).
+
+Runs ``optuna-nachos search`` with the README's arguments in a fresh folder, then reads the
+study back and reports:
+
+* the wall time of the command;
+* for every trained trial, the fraction of the trial (from its start to its completion in the
+  storage) spent outside training and threshold calibration: building, costing, the guard,
+  storage writes, the artifact upload and the sampler's work for the next trial are all in it;
+* the admissible Pareto front it found.
+
+Usage: ``python benchmarks/bench_search.py [--out benchmarks/results/search_digits.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+README_ARGS = [
+    "search", "--dataset", "digits", "--n-trials", "12", "--sampler", "motpe",
+    "--max-avg-macs", "2.7M", "--min-accuracy", "0.65", "--backbone-epochs", "6",
+    "--warmup-epochs", "2", "--exit-epochs", "2", "--batch-size", "64",
+    "--storage", "sqlite:///nachos.db",
+]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "search_digits.json")
+    )
+    args = parser.parse_args()
+
+    from optuna_nachos.cli import main as cli_main
+    from optuna_nachos.results import admissible_trials, hypervolume
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            started = time.perf_counter()
+            code = cli_main([*README_ARGS, "--no-progress"])
+            wall = time.perf_counter() - started
+            study = optuna.load_study(study_name="nachos", storage="sqlite:///nachos.db")
+        finally:
+            os.chdir(cwd)
+
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    overhead = []
+    for trial in trials:
+        timings = trial.user_attrs.get("timings")
+        if timings is None:
+            continue
+        duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        inside = timings["train_seconds"] + timings["calibration_seconds"]
+        overhead.append(
+            {
+                "trial": trial.number,
+                "trial_seconds": duration,
+                "train_seconds": timings["train_seconds"],
+                "calibration_seconds": timings["calibration_seconds"],
+                "outside_fraction": (duration - inside) / duration,
+            }
+        )
+    front = [
+        {
+            "trial": t.number,
+            "accuracy": t.values[0],
+            "avg_macs": t.values[1],
+            "exit_stages": t.user_attrs["config"]["exit_stages"],
+            "exit_ratios": t.user_attrs.get("exit_ratios"),
+            "thresholds": t.user_attrs.get("thresholds"),
+        }
+        for t in admissible_trials(study)
+    ]
+    fractions = [o["outside_fraction"] for o in overhead]
+    result = {
+        "command": "optuna-nachos " + " ".join(README_ARGS),
+        "exit_code": code,
+        "wall_seconds": wall,
+        "trials": len(study.trials),
+        "trained_trials": len(overhead),
+        "skipped_by_static_guard": sum("skipped_training" in t.user_attrs for t in trials),
+        "outside_fraction_median": statistics.median(fractions) if fractions else None,
+        "outside_fraction_max": max(fractions) if fractions else None,
+        "per_trial": overhead,
+        "hypervolume": hypervolume(study),
+        "admissible_front": front,
+        "machine": {
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"wall time {wall:.1f} s for {len(study.trials)} trials "
+        f"({len(overhead)} trained, {result['skipped_by_static_guard']} skipped by the guard)"
+    )
+    if fractions:
+        print(
+            "time outside training and calibration: "
+            f"median {100 * result['outside_fraction_median']:.2f} %, "
+            f"max {100 * result['outside_fraction_max']:.2f} %"
+        )
+    print(f"hypervolume {result['hypervolume']:.4f}; admissible front:")
+    for row in front:
+        print(
+            f"  trial {row['trial']}: accuracy {row['accuracy']:.4f}, "
+            f"avg MACs {row['avg_macs'] / 1e6:.3f} M, exits {row['exit_stages']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
