@@ -43,26 +43,25 @@ def parse_fraction(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """Parse a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what.replace(" ", "_")
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """Parse an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+positive_int = _int_at_least(1, "a positive integer")
+"""Parse a positive integer."""
+
+non_negative_int = _int_at_least(0, "an integer >= 0")
+"""Parse an integer >= 0."""
 
 
 def front_rows(trials: Sequence[FrozenTrial]) -> list[dict]:
