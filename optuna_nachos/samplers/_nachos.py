@@ -199,6 +199,12 @@ class NachosSampler(BaseSampler):
             once no candidate is predicted to add any, by spread. ``"spread"``: the extremes of
             the predicted front, then farthest-point selection in normalized objectives, away
             from the picks and from the current Pareto trials.
+        exploration: Fraction of each round's proposals (rounded; 1 of 8 by default) chosen
+            to explore instead: new candidates that meet the exact static constraints and lie
+            farthest from every completed trial, in the features computed from the exact costs
+            with a ``space`` (other exit structures), in the parameters' features otherwise.
+            It keeps the search from settling on the region the surrogates know. ``0`` turns
+            it off (the reference has none).
         surrogates: Surrogate families compared each round, among ``"rbf"`` (kernel ridge
             regression with an RBF kernel), ``"trees"`` (random forest) and ``"mlp"``.
         n_folds: Folds of the cross-validation that chooses the surrogate.
@@ -232,6 +238,7 @@ class NachosSampler(BaseSampler):
         population_size: int = 40,
         n_generations: int = 20,
         selection: str = "hypervolume",
+        exploration: float = 0.125,
         surrogates: Sequence[str] = SURROGATE_NAMES,
         n_folds: int = 5,
         seed: int | None = None,
@@ -265,6 +272,8 @@ class NachosSampler(BaseSampler):
             raise ValueError(
                 f"selection must be 'hypervolume' or 'spread', got {selection!r}."
             )
+        if not 0.0 <= exploration <= 1.0:
+            raise ValueError(f"exploration must lie in [0, 1], got {exploration!r}.")
         surrogates = tuple(surrogates)
         unknown = [s for s in surrogates if s not in SURROGATE_NAMES]
         if not surrogates or unknown:
@@ -296,6 +305,7 @@ class NachosSampler(BaseSampler):
         self._n_generations = n_generations
         self._surrogates = surrogates
         self._selection = selection
+        self._exploration = float(exploration)
         self._n_folds = n_folds
         self._rng = LazyRandomState(seed)
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
@@ -787,13 +797,31 @@ class NachosSampler(BaseSampler):
                 vectors = np.vstack([vectors, extra])
                 objectives = np.vstack([objectives, f])
                 violations = np.concatenate([violations, v])
-        if self._selection == "hypervolume" and len(objectives):
+        n_explore = min(int(round(self._exploration * self._batch_size)), self._batch_size)
+        n_main = self._batch_size - n_explore
+        if n_main == 0:
+            chosen = np.zeros(0, dtype=int)
+        elif self._selection == "hypervolume" and len(objectives):
             reference = self._reference_point(roles, signs, anchors, objectives, violations)
             chosen = select_hypervolume(
-                objectives, violations, self._batch_size, front=anchors, reference=reference
+                objectives, violations, n_main, front=anchors, reference=reference
             )
         else:
-            chosen = select_spread(objectives, violations, self._batch_size, anchors=anchors)
+            chosen = select_spread(objectives, violations, n_main, anchors=anchors)
+        if n_explore:
+            # Exploration: new, statically feasible candidates unlike every completed trial.
+            picked = {model.identity(vectors[i]) for i in chosen}
+            rest = np.array([i for i in range(len(vectors)) if i not in set(chosen)], dtype=int)
+            pool = np.vstack(
+                [vectors[rest], model.random_candidates(8 * self._population_size, rng,
+                                                        taken | picked)]
+            )
+            novel = model.novel(pool, data.vectors, n_explore)
+            if len(novel):
+                f, v = model.evaluate(pool[novel])
+                chosen = np.concatenate([chosen, len(vectors) + np.arange(len(novel))])
+                vectors = np.vstack([vectors, pool[novel]])
+                objectives = np.vstack([objectives, f])
         proposals = []
         seen: set[Hashable] = set()
         for i in chosen:
@@ -968,6 +996,45 @@ class _RoundModel:
             extra = np.array([self.space_costs.cost_features(c) for c in costs], dtype=float)
             x = np.hstack([x, extra])
         return x
+
+    def novel(self, vectors: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
+        """Indices of up to ``k`` distinct rows of ``vectors`` farthest from ``known`` ones.
+
+        Greedy farthest-point selection on standardized features: with a space, those computed
+        from the exact costs (which exits exist, what they cost, which fit in the budget), so
+        that exploration tries other exit structures; otherwise the parameters' features.
+        """
+        unique: dict[Hashable, int] = {}
+        for i, vector in enumerate(vectors):
+            unique.setdefault(self.identity(vector), i)
+        rows = np.array(list(unique.values()), dtype=int)
+        if len(rows) == 0 or k <= 0:
+            return np.zeros(0, dtype=int)
+        x = self._novelty_features(vectors[rows])
+        seen = self._novelty_features(known) if len(known) else np.zeros((0, x.shape[1]))
+        basis = seen if len(seen) > 1 else x
+        mean, std = basis.mean(axis=0), basis.std(axis=0)
+        std[std == 0] = 1.0
+        x, seen = (x - mean) / std, (seen - mean) / std
+        picked: list[int] = []
+        for _ in range(min(k, len(rows))):
+            reference = np.vstack([seen, x[picked]])
+            if len(reference):
+                distance = np.min(
+                    np.linalg.norm(x[:, None, :] - reference[None, :, :], axis=2), axis=1
+                )
+            else:
+                distance = np.ones(len(x))
+            distance[picked] = -np.inf
+            picked.append(int(np.argmax(distance)))
+        return rows[picked]
+
+    def _novelty_features(self, vectors: np.ndarray) -> np.ndarray:
+        if self.space_costs is None:
+            return self.encoder.features(vectors)
+        return np.array(
+            [self.space_costs.cost_features(self._info(v).costs) for v in vectors], dtype=float
+        )
 
     def random_candidates(
         self, n: int, rng: np.random.Generator, taken: set[Hashable]
