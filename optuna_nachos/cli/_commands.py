@@ -57,6 +57,12 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="motpe")
     parser.add_argument(
+        "--startup-trials",
+        type=non_negative_int,
+        default=None,
+        help="random trials before the model-based ones (motpe, gp, nachos; nachos: 100)",
+    )
+    parser.add_argument(
         "--max-avg-macs",
         type=parse_macs,
         required=True,
@@ -189,7 +195,16 @@ def run_search_command(args: argparse.Namespace) -> int:
             "in_channels": objective.data.in_channels,
             "max_avg_macs": args.max_avg_macs,
             "min_accuracy": args.min_accuracy,
+            "max_peak_macs": args.max_peak_macs,
+            "max_params": args.max_params,
         }
+    if args.startup_trials is not None:
+        if args.sampler not in ("motpe", "gp", "nachos"):
+            raise CommandError(
+                f"--startup-trials applies to the motpe, gp and nachos samplers, not "
+                f"{args.sampler}"
+            )
+        sampler_kwargs["n_startup_trials"] = args.startup_trials
     sampler = create_sampler(args.sampler, space=space, seed=args.seed, **sampler_kwargs)
     study = create_study(
         study_name=args.study_name or "nachos",

@@ -93,3 +93,10 @@ def test_search_best_export_round_trip(tmp_path, capsys, monkeypatch):
     assert main(["export", "--storage", storage, "--trial", "999", "--out",
                  str(out_dir)]) == 2
     assert "no trial 999" in _error_line(capsys)
+
+
+def test_startup_trials_only_for_model_based_samplers(tmp_path, capsys):
+    args = [*SEARCH, "--n-trials", "1", "--storage", f"sqlite:///{tmp_path / 'x.db'}"]
+    args[args.index("random")] = "nsga2"
+    assert main([*args, "--startup-trials", "3"]) == 2
+    assert "--startup-trials applies to" in _error_line(capsys)
