@@ -55,8 +55,7 @@ from optuna_nachos.train import (
     fit,
     operating_curve,
 )
-from optuna_nachos.train._datasets import resolve_device
-from optuna_nachos.train._trainer import _forward_frozen
+from optuna_nachos.train._datasets import resolve_device, to_device
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "training.json"
 
@@ -111,7 +110,7 @@ def measure_step_ratio(
 ) -> dict[str, float]:
     """Median seconds of a backbone-only and of a multi-exit training step (SGD update
     included), interleaved on the same batch, on copies of the trained model."""
-    images, targets = batch[0].to(device), batch[1].to(device)
+    images, targets = to_device(batch[0], device), batch[1].to(device)
     accuracy = None if support_accuracy is None else support_accuracy[:, :-1].to(device)
     loss_fn = NachosLoss(exit_costs=costs, max_avg_macs=budget).to(device)
 
@@ -135,7 +134,8 @@ def measure_step_ratio(
         backbone_opt.step()
 
     def frozen_step() -> None:
-        terms = loss_fn(_forward_frozen(frozen_model, images), targets, support_accuracy=accuracy)
+        output = frozen_model(images, backbone_grad=False)
+        terms = loss_fn(output, targets, support_accuracy=accuracy)
         frozen_opt.zero_grad(set_to_none=True)
         terms.total.backward()
         frozen_opt.step()

@@ -131,17 +131,21 @@ def test_round_diagnostics_recorded_and_logged(caplog: pytest.LogCaptureFixture)
     assert sum("NACHOS round" in r.getMessage() for r in caplog.records) == 2
 
 
-def test_spread_selection() -> None:
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"selection": "spread"}, {"exploration": 0.0}, {"exploration": 1.0}],
+)
+def test_selection_and_exploration_settings(kwargs: dict[str, Any]) -> None:
     space = MobileNetV3Space()
-    sampler = NachosSampler(
-        space=space, max_avg_macs=BUDGET, selection="spread", seed=6, **FAST
-    )
+    sampler = NachosSampler(space=space, max_avg_macs=BUDGET, seed=6, **FAST, **kwargs)
     study = eenn_study(sampler)
     study.optimize(eenn_objective(space), n_trials=18)
     claimed = _claimed(study)
     assert len(claimed) == 8
     configs = {space.config_from_params(t.params) for t in study.trials}
     assert len(configs) == 18
+    for trial in claimed:
+        assert exit_macs(space.config_from_params(trial.params), num_classes=10)[0] <= BUDGET
 
 
 def test_peak_and_params_limits_are_exact() -> None:
@@ -296,6 +300,7 @@ def test_sampler_pickles_and_copies() -> None:
         {"max_peak_macs": 1e6},  # needs a space
         {"space": object()},
         {"selection": "best"},
+        {"exploration": 1.5},
     ],
 )
 def test_invalid_settings(kwargs: dict[str, Any]) -> None:
