@@ -21,6 +21,7 @@ from optuna_nachos.results import (
     load_eenn,
     save_eenn,
 )
+from optuna_nachos.samplers import NachosSampler
 from optuna_nachos.space import MobileNetV3Space, config_from_params, suggest_eenn
 from optuna_nachos.study import constraint_values, create_sampler, create_study, run_search
 from optuna_nachos.train import TrainConfig
@@ -32,6 +33,7 @@ __all__ = [
     "EarlyExitNetwork",
     "MobileNetV3Space",
     "NachosObjective",
+    "NachosSampler",
     "TrainConfig",
     "__version__",
     "admissible_trials",

@@ -197,6 +197,7 @@ def run_search_command(args: argparse.Namespace) -> int:
             "min_accuracy": args.min_accuracy,
             "max_peak_macs": args.max_peak_macs,
             "max_params": args.max_params,
+            "cost_convention": objective.cost_convention,
         }
     if args.startup_trials is not None:
         if args.sampler not in ("motpe", "gp", "nachos"):

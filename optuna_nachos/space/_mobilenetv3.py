@@ -162,6 +162,13 @@ class MobileNetV3Space:
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Every parameter of the space and its distribution, in suggestion order."""
+        key = tuple(sorted((k, str(v)) for k, v in self.settings().items()))
+        if getattr(self, "_distributions_key", None) != key:
+            self._distributions = self._build_distributions()
+            self._distributions_key = key
+        return dict(self._distributions)
+
+    def _build_distributions(self) -> dict[str, BaseDistribution]:
         dists: dict[str, BaseDistribution] = {}
         for stage in range(1, NUM_STAGES + 1):
             dists[f"stage{stage}_depth"] = CategoricalDistribution(self.depths)
