@@ -74,8 +74,16 @@ def _load_cifar10_jpeg(folder: Path, *, n_train: int, n_test: int, seed: int):
 
     archive = folder / "cifar10-jpeg-images.tar.gz"
     classes = (
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     )
     rng = np.random.default_rng(seed)
     per_class = {"train": n_train // 10, "test": n_test // 10}
@@ -138,8 +146,7 @@ def _measure_one(config, data, *, epochs: int, head_epochs: int, seed: int) -> d
 
     started = time.perf_counter()
     model.train()
-    train(model.backbone_parameters(), lambda xb: model.forward_backbone(flip(xb)), x_train,
-          epochs)
+    train(model.backbone_parameters(), lambda xb: model.forward_backbone(flip(xb)), x_train, epochs)
     model.eval()
     with torch.no_grad():
         cached_train, cached_test = [], []
@@ -150,13 +157,16 @@ def _measure_one(config, data, *, epochs: int, head_epochs: int, seed: int) -> d
                 cache.append(feats)
     for position, head in zip(model.exit_positions, model.exit_heads):
         head.train()
-        train(list(head.parameters()), lambda fb, h=head: h(fb)[:, :-1],
-              cached_train[position], head_epochs)
+        train(
+            list(head.parameters()),
+            lambda fb, h=head: h(fb)[:, :-1],
+            cached_train[position],
+            head_epochs,
+        )
         head.eval()
     train_seconds = time.perf_counter() - started
     with torch.no_grad():
-        logits = [h(cached_test[p])[:, :-1] for p, h in zip(model.exit_positions,
-                                                             model.exit_heads)]
+        logits = [h(cached_test[p])[:, :-1] for p, h in zip(model.exit_positions, model.exit_heads)]
         logits.append(model.forward_backbone(x_test))
         probs = [torch.softmax(z, dim=1) for z in logits]
         conf = torch.stack([p.max(dim=1).values for p in probs], dim=1).numpy()
@@ -189,8 +199,9 @@ def measure(args: argparse.Namespace) -> None:
     from optuna_nachos.space import MobileNetV3Space
 
     torch.set_num_threads(args.threads)
-    folder = Path(args.cifar_dir or os.path.join(os.environ.get("NACHOS_DATA", "data"),
-                                                  "cifar10-jpeg"))
+    folder = Path(
+        args.cifar_dir or os.path.join(os.environ.get("NACHOS_DATA", "data"), "cifar10-jpeg")
+    )
     data = _load_cifar10_jpeg(folder, n_train=args.n_train, n_test=args.n_test, seed=0)
     space = MobileNetV3Space()
     dists = space.distributions()
@@ -206,7 +217,10 @@ def measure(args: argparse.Namespace) -> None:
             continue
         config = space.config_from_params(params)
         result = _measure_one(
-            config, data, epochs=args.epochs, head_epochs=args.head_epochs,
+            config,
+            data,
+            epochs=args.epochs,
+            head_epochs=args.head_epochs,
             seed=args.seed + index,
         )
         records.append({"config": config.to_dict(), **result})
@@ -255,8 +269,7 @@ def _prefix_macs(config) -> list[float]:
 
     from optuna_nachos.cost import exit_macs
 
-    probe = replace(config, exit_stages=(1, 2, 3, 4), exit_head="pool_linear",
-                    exit_thresholds=None)
+    probe = replace(config, exit_stages=(1, 2, 3, 4), exit_head="pool_linear", exit_thresholds=None)
     return [float(m) for m in exit_macs(probe, num_classes=10, convention="reference")]
 
 
@@ -332,8 +345,7 @@ class AccuracyModel:
             err = 0.0
             for accuracy, measured in curves:
                 correct = (u < accuracy)[order]
-                simulated = [correct[: max(1, int(round(c * 2000)))].mean()
-                             for c in self.coverages]
+                simulated = [correct[: max(1, int(round(c * 2000)))].mean() for c in self.coverages]
                 err += float(np.sum((np.array(simulated) - np.array(measured)) ** 2))
             if err < best_err:
                 best, best_err = float(sigma), err
@@ -352,8 +364,10 @@ class AccuracyModel:
         if self.family == "stage":
             formula = f"accuracy of an exit = {coef} for exits after stages 1-4 and the final one"
         elif self.family == "stage+macs":
-            formula = (f"accuracy of an exit = {coef[:-1]} (stages 1-4, final) + {coef[-1]} * "
-                       "ln(backbone MACs up to the exit)")
+            formula = (
+                f"accuracy of an exit = {coef[:-1]} (stages 1-4, final) + {coef[-1]} * "
+                "ln(backbone MACs up to the exit)"
+            )
         else:
             formula = f"accuracy of an exit = {coef[0]} + {coef[1]} * ln(backbone MACs up to it)"
         errors = ", ".join(f"{f} {e:.4f}" for f, e in self.loco_rmse.items())
@@ -389,8 +403,10 @@ def operating_point(
         return float(correct[0].mean()), float(costs[0]), [1.0]
     scores = u[None, :] + model.sigma * model.noise[:n_early]
     thresholds = np.array(
-        [[-np.inf if q == 0 else np.quantile(s, q) if q < 1 else np.inf for q in COVERAGE_GRID]
-         for s in scores]
+        [
+            [-np.inf if q == 0 else np.quantile(s, q) if q < 1 else np.inf for q in COVERAGE_GRID]
+            for s in scores
+        ]
     )  # (early exits, levels)
     takes = scores[:, None, :] <= thresholds[:, :, None]  # (early, levels, N)
     combos = np.array(list(itertools.product(range(len(COVERAGE_GRID)), repeat=n_early)))
@@ -430,12 +446,23 @@ class BenchObjective:
         costs = [float(m) for m in exit_macs(config, num_classes=10)]
         deficit = self.space.exit_deficit(config)
         if costs[0] > self.budget or deficit > 0:
-            return {"skipped": True, "accuracy": 0.0, "avg_macs": costs[0], "costs": costs,
-                    "deficit": deficit}
+            return {
+                "skipped": True,
+                "accuracy": 0.0,
+                "avg_macs": costs[0],
+                "costs": costs,
+                "deficit": deficit,
+            }
         accuracies = self.model.exit_accuracies(config)
         accuracy, average, ratios = operating_point(self.model, accuracies, costs, self.budget)
-        return {"skipped": False, "accuracy": accuracy, "avg_macs": average, "costs": costs,
-                "deficit": deficit, "exit_ratios": ratios}
+        return {
+            "skipped": False,
+            "accuracy": accuracy,
+            "avg_macs": average,
+            "costs": costs,
+            "deficit": deficit,
+            "exit_ratios": ratios,
+        }
 
     def __call__(self, trial) -> tuple[float, float]:
         config = self.space.suggest(trial)
@@ -475,17 +502,24 @@ def hypervolume(points: list[tuple[float, float]], min_accuracy: float) -> float
     return volume
 
 
-def _make_sampler(name: str, seed: int, *, space, budget: float, min_accuracy: float,
-                  n_startup: int):
+def _make_sampler(
+    name: str, seed: int, *, space, budget: float, min_accuracy: float, n_startup: int
+):
     import optuna
 
     from optuna_nachos.samplers import NachosSampler
 
     if name in ("nachos", "nachos_whole_start"):
         # nachos_whole_start: the reference's random start over the whole space.
-        return NachosSampler(space=space, num_classes=10, max_avg_macs=budget,
-                             min_accuracy=min_accuracy, n_startup_trials=n_startup, seed=seed,
-                             feasible_startup=name == "nachos")
+        return NachosSampler(
+            space=space,
+            num_classes=10,
+            max_avg_macs=budget,
+            min_accuracy=min_accuracy,
+            n_startup_trials=n_startup,
+            seed=seed,
+            feasible_startup=name == "nachos",
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
@@ -508,8 +542,9 @@ def _run_one(job: tuple) -> dict:
     model = AccuracyModel(json.loads(Path(measurements).read_text()))
     space = MobileNetV3Space()
     objective = BenchObjective(model, space=space, budget=budget, min_accuracy=min_accuracy)
-    sampler = _make_sampler(name, seed, space=space, budget=budget, min_accuracy=min_accuracy,
-                            n_startup=n_startup)
+    sampler = _make_sampler(
+        name, seed, space=space, budget=budget, min_accuracy=min_accuracy, n_startup=n_startup
+    )
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.set_metric_names(["accuracy", "avg_macs"])
     started = time.perf_counter()
@@ -520,10 +555,14 @@ def _run_one(job: tuple) -> dict:
         feasible = bool(t.constraints) and all(v <= 0 for v in t.constraints.values())
         trials.append({"accuracy": t.values[0], "avg_macs": t.values[1], "feasible": feasible})
     rounds = study.user_attrs.get("nachos_rounds", [])
-    return {"sampler": name, "seed": seed, "seconds": seconds, "trials": trials,
-            "rounds": len(rounds),
-            "surrogates": [r["surrogates"].get("accuracy", {}).get("surrogate")
-                           for r in rounds]}
+    return {
+        "sampler": name,
+        "seed": seed,
+        "seconds": seconds,
+        "trials": trials,
+        "rounds": len(rounds),
+        "surrogates": [r["surrogates"].get("accuracy", {}).get("surrogate") for r in rounds],
+    }
 
 
 def _hv_curve(trials: list[dict], checkpoints, budget: float, min_accuracy: float):
@@ -576,25 +615,29 @@ def bench(args: argparse.Namespace) -> None:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             for result in pool.imap_unordered(_run_one, jobs):
                 results.append(result)
-                print(f"  {result['sampler']:>6} seed {result['seed']}: "
-                      f"{result['seconds']:.0f} s", flush=True)
+                print(
+                    f"  {result['sampler']:>6} seed {result['seed']}: {result['seconds']:.0f} s",
+                    flush=True,
+                )
     else:
         for job in jobs:
             result = _run_one(job)
             results.append(result)
-            print(f"  {result['sampler']:>6} seed {result['seed']}: {result['seconds']:.0f} s",
-                  flush=True)
+            print(
+                f"  {result['sampler']:>6} seed {result['seed']}: {result['seconds']:.0f} s",
+                flush=True,
+            )
     summary = {}
     for name in args.samplers:
         runs = sorted((r for r in results if r["sampler"] == name), key=lambda r: r["seed"])
-        curves = np.array([_hv_curve(r["trials"], checkpoints, budget, min_accuracy)
-                           for r in runs])
+        curves = np.array([_hv_curve(r["trials"], checkpoints, budget, min_accuracy) for r in runs])
         summary[name] = {
             "hv_mean": curves.mean(axis=0).round(5).tolist(),
             "hv_std": curves.std(axis=0).round(5).tolist(),
             "hv_per_seed": curves.round(5).tolist(),
-            "feasible_fraction": float(np.mean([np.mean([t["feasible"] for t in r["trials"]])
-                                                for r in runs])),
+            "feasible_fraction": float(
+                np.mean([np.mean([t["feasible"] for t in r["trials"]]) for r in runs])
+            ),
             "seconds_mean": float(np.mean([r["seconds"] for r in runs])),
         }
         if name.startswith("nachos"):
@@ -615,7 +658,7 @@ def bench(args: argparse.Namespace) -> None:
         ),
         "objective": {
             "costs": "real analytic per-exit MACs of the MobileNetV3 EENN (optuna_nachos.cost."
-                     "exit_macs, 10 classes, RGB 32x32, nachos convention)",
+            "exit_macs, 10 classes, RGB 32x32, nachos convention)",
             "accuracy_model": model.describe(),
             "measurements": measurements["what"],
             "average_macs": (
@@ -632,9 +675,9 @@ def bench(args: argparse.Namespace) -> None:
             "seeds": args.seeds,
             "nachos_n_startup_trials": args.n_startup,
             "nachos": "batch_size 8, population_size 40, n_generations 20, selection "
-                      "'hypervolume', exploration 0.125 (defaults); random start among "
-                      "statically feasible networks (nachos_whole_start: over the whole space, "
-                      "as the reference)",
+            "'hypervolume', exploration 0.125 (defaults); random start among "
+            "statically feasible networks (nachos_whole_start: over the whole space, "
+            "as the reference)",
             "tpe": "TPESampler(multivariate=True, group=True), defaults otherwise",
             "nsga2": "NSGAIISampler defaults (population 50)",
         },
@@ -651,8 +694,9 @@ def bench(args: argparse.Namespace) -> None:
 
 def _notes(payload: dict) -> list[str]:
     """Plain statements about the results, derived from them."""
-    best = max(max(max(run) for run in info["hv_per_seed"])
-               for info in payload["samplers"].values())
+    best = max(
+        max(max(run) for run in info["hv_per_seed"]) for info in payload["samplers"].values()
+    )
     notes = [
         f"Largest hypervolume reached by any run: {best:.5f}. Under this accuracy model the "
         "accuracy takes few distinct levels (one per exit stage, mixed by the exit ratios), so "
@@ -667,7 +711,8 @@ def _notes(payload: dict) -> list[str]:
         notes.append(
             f"Random sampling's hypervolume at 100 trials ({target:.5f}) is reached (mean over "
             "seeds, at the checkpoints) after: "
-            + ", ".join(f"{n} {r if r else 'never'}" for n, r in reach.items()) + " trials."
+            + ", ".join(f"{n} {r if r else 'never'}" for n, r in reach.items())
+            + " trials."
         )
     return notes
 
@@ -680,10 +725,15 @@ def _markdown(payload: dict) -> str:
         payload["what"],
         "",
         "**Objective.** " + payload["objective"]["costs"] + ". **Accuracy is a model, not "
-        "training:** " + payload["objective"]["accuracy_model"] + ". Measurements: "
-        + payload["objective"]["measurements"] + " **Average MACs:** "
-        + payload["objective"]["average_macs"] + ". Static guard: "
-        + payload["objective"]["static_guard"] + ".",
+        "training:** "
+        + payload["objective"]["accuracy_model"]
+        + ". Measurements: "
+        + payload["objective"]["measurements"]
+        + " **Average MACs:** "
+        + payload["objective"]["average_macs"]
+        + ". Static guard: "
+        + payload["objective"]["static_guard"]
+        + ".",
         "",
         f"Constraints: max_avg_macs {payload['settings']['max_avg_macs']:,.0f}, "
         f"min_accuracy {payload['settings']['min_accuracy']}. NachosSampler: "
@@ -732,8 +782,9 @@ def main() -> None:
     b.add_argument("--max-avg-macs", type=float, default=2.7e6)
     b.add_argument("--min-accuracy", type=float, default=None)
     b.add_argument("--min-accuracy-quantile", type=float, default=0.5)
-    b.add_argument("--checkpoints", type=int, nargs="+",
-                   default=[10, 20, 30, 40, 50, 60, 80, 100, 150, 200])
+    b.add_argument(
+        "--checkpoints", type=int, nargs="+", default=[10, 20, 30, 40, 50, 60, 80, 100, 150, 200]
+    )
     b.add_argument("--jobs", type=int, default=1)
     b.add_argument("--measurements", default=str(MEASUREMENTS))
     args = parser.parse_args()

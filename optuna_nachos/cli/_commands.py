@@ -202,8 +202,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     if args.startup_trials is not None:
         if args.sampler not in ("motpe", "gp", "nachos"):
             raise CommandError(
-                f"--startup-trials applies to the motpe, gp and nachos samplers, not "
-                f"{args.sampler}"
+                f"--startup-trials applies to the motpe, gp and nachos samplers, not {args.sampler}"
             )
         sampler_kwargs["n_startup_trials"] = args.startup_trials
     sampler = create_sampler(args.sampler, space=space, seed=args.seed, **sampler_kwargs)

@@ -75,8 +75,9 @@ def _make_gene(name: str, distribution: BaseDistribution) -> Gene:
             n = int(round((distribution.high - distribution.low) / distribution.step)) + 1
             return Gene(name, distribution, n, 0.0, float(n - 1))
         if distribution.log:
-            return Gene(name, distribution, 0, math.log(distribution.low),
-                        math.log(distribution.high))
+            return Gene(
+                name, distribution, 0, math.log(distribution.low), math.log(distribution.high)
+            )
         return Gene(name, distribution, 0, float(distribution.low), float(distribution.high))
     raise TypeError(f"unsupported distribution {distribution!r} for parameter {name!r}.")
 

@@ -269,9 +269,7 @@ class NachosSampler(BaseSampler):
                 "(space=MobileNetV3Space(...)) so that the sampler can compute them."
             )
         if selection not in ("hypervolume", "spread"):
-            raise ValueError(
-                f"selection must be 'hypervolume' or 'spread', got {selection!r}."
-            )
+            raise ValueError(f"selection must be 'hypervolume' or 'spread', got {selection!r}.")
         if not 0.0 <= exploration <= 1.0:
             raise ValueError(f"exploration must lie in [0, 1], got {exploration!r}.")
         surrogates = tuple(surrogates)
@@ -281,8 +279,12 @@ class NachosSampler(BaseSampler):
                 f"surrogates must be a non-empty selection of {SURROGATE_NAMES}, got {surrogates}."
             )
         if space is not None:
-            for method in ("distributions", "config_from_params", "params_from_config",
-                           "exit_deficit"):
+            for method in (
+                "distributions",
+                "config_from_params",
+                "params_from_config",
+                "exit_deficit",
+            ):
                 if not callable(getattr(space, method, None)):
                     raise ValueError(
                         f"space must be an EENN search space such as MobileNetV3Space; "
@@ -364,9 +366,7 @@ class NachosSampler(BaseSampler):
         fixed = trial.system_attrs.get(_FIXED_PARAMS_ATTR) or {}
         if all(name in fixed for name in search_space):
             return {}
-        n_complete = len(
-            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        )
+        n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         encoder = self._encoder(search_space)
         if n_complete < max(self._n_startup_trials, 1):
             if self._feasible_startup and self._space_active(encoder):
@@ -403,9 +403,7 @@ class NachosSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         if self._warn_independent_sampling and param_name not in self._warned_params:
-            n_complete = len(
-                study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            )
+            n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             if n_complete >= max(self._n_startup_trials, 1):
                 self._warned_params.add(param_name)
                 _logger.warning(
@@ -535,7 +533,7 @@ class NachosSampler(BaseSampler):
         rounds = []
         for key, value in attrs.items():
             if key.startswith(ROUND_ATTR_PREFIX) and isinstance(value, dict):
-                rounds.append((int(key[len(ROUND_ATTR_PREFIX):]), value))
+                rounds.append((int(key[len(ROUND_ATTR_PREFIX) :]), value))
         rounds.sort(key=lambda item: item[0])
         return rounds
 
@@ -813,8 +811,10 @@ class NachosSampler(BaseSampler):
             picked = {model.identity(vectors[i]) for i in chosen}
             rest = np.array([i for i in range(len(vectors)) if i not in set(chosen)], dtype=int)
             pool = np.vstack(
-                [vectors[rest], model.random_candidates(8 * self._population_size, rng,
-                                                        taken | picked)]
+                [
+                    vectors[rest],
+                    model.random_candidates(8 * self._population_size, rng, taken | picked),
+                ]
             )
             novel = model.novel(pool, data.vectors, n_explore)
             if len(novel):
@@ -835,13 +835,10 @@ class NachosSampler(BaseSampler):
             **model.diagnostics(),
             "n_candidates": len(archive.keys),
             "n_predicted_feasible": int(np.sum(archive.violations <= 0.0)),
-            "predicted": [
-                [round(float(x), 6) for x in objectives[i] * signs] for i in chosen
-            ],
+            "predicted": [[round(float(x), 6) for x in objectives[i] * signs] for i in chosen],
             "seed": seed,
         }
         return proposals, diagnostics
-
 
     def _reference_point(
         self,
@@ -988,9 +985,7 @@ class _RoundModel:
         """Parameters to propose for ``vector`` (the canonical form in a space)."""
         return self.encoder.decode(self._info(vector).canonical)
 
-    def _features(
-        self, vectors: np.ndarray, costs: Sequence[CandidateCosts] | None
-    ) -> np.ndarray:
+    def _features(self, vectors: np.ndarray, costs: Sequence[CandidateCosts] | None) -> np.ndarray:
         x = self.encoder.features(vectors)
         if self.space_costs is not None and costs is not None and len(costs):
             extra = np.array([self.space_costs.cost_features(c) for c in costs], dtype=float)
@@ -1100,4 +1095,3 @@ class _RoundModel:
         for name, (surrogate, _) in self.constraint_surrogates.items():
             surrogates[f"constraint:{name}"] = surrogate.summary()
         return {"surrogates": surrogates, "space_costs": self.space_costs is not None}
-

@@ -253,8 +253,9 @@ class IntegerNSGA2:
             child_rows = self._add(children)
             archive = self.archive()
             pool = np.union1d(population, child_rows)
-            keep = _survivors(archive.objectives[pool], archive.violations[pool],
-                              self.population_size)
+            keep = _survivors(
+                archive.objectives[pool], archive.violations[pool], self.population_size
+            )
             population = pool[keep]
         return self.archive()
 

@@ -7,8 +7,16 @@ import pytest
 from optuna_nachos.cli import main
 
 SEARCH = [
-    "search", "--dataset", "digits", "--sampler", "random", "--max-avg-macs", "2.7M",
-    "--min-accuracy", "0.0", "--no-progress",
+    "search",
+    "--dataset",
+    "digits",
+    "--sampler",
+    "random",
+    "--max-avg-macs",
+    "2.7M",
+    "--min-accuracy",
+    "0.0",
+    "--no-progress",
 ]
 
 
@@ -21,8 +29,19 @@ def _error_line(capsys):
 
 def test_unknown_dataset_is_one_line_error(tmp_path, capsys):
     code = main(
-        ["search", "--dataset", "nope", "--n-trials", "1", "--max-avg-macs", "2.7M",
-         "--min-accuracy", "0.5", "--storage", f"sqlite:///{tmp_path / 'x.db'}"]
+        [
+            "search",
+            "--dataset",
+            "nope",
+            "--n-trials",
+            "1",
+            "--max-avg-macs",
+            "2.7M",
+            "--min-accuracy",
+            "0.5",
+            "--storage",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ]
     )
     assert code == 2
     line = _error_line(capsys)
@@ -31,23 +50,57 @@ def test_unknown_dataset_is_one_line_error(tmp_path, capsys):
 
 def test_unknown_sampler_is_rejected_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["search", "--dataset", "digits", "--n-trials", "1", "--sampler", "bogus",
-              "--max-avg-macs", "2.7M", "--min-accuracy", "0.5"])
+        main(
+            [
+                "search",
+                "--dataset",
+                "digits",
+                "--n-trials",
+                "1",
+                "--sampler",
+                "bogus",
+                "--max-avg-macs",
+                "2.7M",
+                "--min-accuracy",
+                "0.5",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
 def test_bad_mac_amount_is_rejected(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["search", "--dataset", "digits", "--n-trials", "1", "--max-avg-macs", "lots",
-              "--min-accuracy", "0.5"])
+        main(
+            [
+                "search",
+                "--dataset",
+                "digits",
+                "--n-trials",
+                "1",
+                "--max-avg-macs",
+                "lots",
+                "--min-accuracy",
+                "0.5",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "invalid MAC amount" in capsys.readouterr().err
 
 
 def test_budget_below_smallest_network(tmp_path, capsys):
-    code = main([*SEARCH[:6], "1K", "--min-accuracy", "0.0", "--n-trials", "1",
-                 "--storage", f"sqlite:///{tmp_path / 'x.db'}"])
+    code = main(
+        [
+            *SEARCH[:6],
+            "1K",
+            "--min-accuracy",
+            "0.0",
+            "--n-trials",
+            "1",
+            "--storage",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ]
+    )
     assert code == 2
     assert "cheapest network" in _error_line(capsys)
 
@@ -70,8 +123,21 @@ def test_search_best_export_round_trip(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path / 'nachos.db'}"
     code = main(
-        [*SEARCH, "--n-trials", "3", "--storage", storage, "--backbone-epochs", "2",
-         "--warmup-epochs", "1", "--exit-epochs", "1", "--train-subset", "600"]
+        [
+            *SEARCH,
+            "--n-trials",
+            "3",
+            "--storage",
+            storage,
+            "--backbone-epochs",
+            "2",
+            "--warmup-epochs",
+            "1",
+            "--exit-epochs",
+            "1",
+            "--train-subset",
+            "600",
+        ]
     )
     assert code == 0
     out = capsys.readouterr().out
@@ -84,14 +150,12 @@ def test_search_best_export_round_trip(tmp_path, capsys, monkeypatch):
     assert rows[0]["avg_macs"] <= 2.7e6
 
     out_dir = tmp_path / "exported"
-    assert main(["export", "--storage", storage, "--trial", str(trial), "--out",
-                 str(out_dir)]) == 0
+    assert main(["export", "--storage", storage, "--trial", str(trial), "--out", str(out_dir)]) == 0
     assert (out_dir / "eenn.json").is_file() and (out_dir / "weights.pt").is_file()
     info = json.loads((out_dir / "eenn.json").read_text())
     assert info["thresholds"] == rows[0]["thresholds"]
 
-    assert main(["export", "--storage", storage, "--trial", "999", "--out",
-                 str(out_dir)]) == 2
+    assert main(["export", "--storage", storage, "--trial", "999", "--out", str(out_dir)]) == 2
     assert "no trial 999" in _error_line(capsys)
 
 

@@ -52,8 +52,16 @@ def test_encode_decode_round_trip() -> None:
 
 def test_features_one_hot_unordered_and_values_of_ordered_choices() -> None:
     encoder = SearchSpaceEncoder(SPACE)
-    params = {"cat": "c", "flag": True, "kernel": 7, "depth": 3, "width": 64, "lr": 1e-2,
-              "ratio": 0.5, "x": 0.25}
+    params = {
+        "cat": "c",
+        "flag": True,
+        "kernel": 7,
+        "depth": 3,
+        "width": 64,
+        "lr": 1e-2,
+        "ratio": 0.5,
+        "x": 0.25,
+    }
     features = encoder.features(encoder.encode(params)[None, :])[0]
     assert encoder.num_features == len(features) == 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1
     np.testing.assert_allclose(features[:3], [0, 0, 1])  # one-hot of "c"

@@ -101,8 +101,9 @@ def test_whole_space_startup_when_asked() -> None:
     )
     study = eenn_study(sampler)
     study.optimize(eenn_objective(space), n_trials=10)
-    firsts = [exit_macs(space.config_from_params(t.params), num_classes=10)[0]
-              for t in study.trials]
+    firsts = [
+        exit_macs(space.config_from_params(t.params), num_classes=10)[0] for t in study.trials
+    ]
     assert max(firsts) > BUDGET  # about 80 % of the space lies over this budget
 
 

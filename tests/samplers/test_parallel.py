@@ -137,8 +137,15 @@ def test_processes_share_rounds(backend: str, tmp_path: Path) -> None:
     n_per_worker = 14
     workers = [
         subprocess.Popen(
-            [sys.executable, str(script), backend, location, str(seed), str(n_per_worker),
-             json.dumps(SETTINGS)],
+            [
+                sys.executable,
+                str(script),
+                backend,
+                location,
+                str(seed),
+                str(n_per_worker),
+                json.dumps(SETTINGS),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -88,8 +88,6 @@ def test_storage_urls(tmp_path):
     )
 
 
-
-
 @pytest.mark.parametrize("locked", [False, True])
 def test_a_streak_of_failures_stops_the_worker(tmp_path, locked):
     from optuna_nachos.study._search import MAX_FAILURE_STREAK
