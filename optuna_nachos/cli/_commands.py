@@ -96,6 +96,12 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration", choices=("search", "nachos"), default="search")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default auto)")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 is often fastest on a busy small machine)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_storage_arguments(parser)
     parser.set_defaults(handler=run_search_command)
@@ -172,6 +178,10 @@ def run_search_command(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     train_config = TrainConfig(seed=args.seed, progress=False, **overrides)
     space = get_space(args.space, min_exits=args.min_exits)
     storage = _open(args)

@@ -135,6 +135,8 @@ def test_search_best_export_round_trip(tmp_path, capsys, monkeypatch):
             "1",
             "--exit-epochs",
             "1",
+            "--threads",
+            "1",
             "--train-subset",
             "600",
         ]
