@@ -214,7 +214,7 @@ class NachosObjective:
             return self._train_and_evaluate(trial, config, profile, static, started)
         except TrainingDivergedError as error:
             return self._fail(trial, f"training diverged: {error}")
-        except torch.OutOfMemoryError as error:
+        except torch.cuda.OutOfMemoryError as error:
             return self._fail(trial, f"out of memory: {error}")
 
     def _skip(
