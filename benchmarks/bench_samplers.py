@@ -53,13 +53,13 @@ from pathlib import Path
 
 import numpy as np
 
+from optuna_nachos.data._cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / "data"
 MEASUREMENTS = DATA_DIR / "accuracy_measurements.json"
 RESULTS_DIR = HERE / "results"
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
 COVERAGES = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
@@ -73,18 +73,7 @@ def _load_cifar10_jpeg(folder: Path, *, n_train: int, n_test: int, seed: int):
     from PIL import Image
 
     archive = folder / "cifar10-jpeg-images.tar.gz"
-    classes = (
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    )
+    classes = CIFAR10_CLASSES
     rng = np.random.default_rng(seed)
     per_class = {"train": n_train // 10, "test": n_test // 10}
     members: dict[tuple[str, int], list[str]] = {}
@@ -107,8 +96,8 @@ def _load_cifar10_jpeg(folder: Path, *, n_train: int, n_test: int, seed: int):
                     images.append(np.asarray(image.convert("RGB")).transpose(2, 0, 1))
                 labels.append(label)
         x = np.stack(images).astype(np.float32) / 255.0
-        x = (x - np.array(CIFAR_MEAN, dtype=np.float32)[:, None, None]) / np.array(
-            CIFAR_STD, dtype=np.float32
+        x = (x - np.array(CIFAR10_MEAN, dtype=np.float32)[:, None, None]) / np.array(
+            CIFAR10_STD, dtype=np.float32
         )[:, None, None]
         out[split] = (x, np.array(labels, dtype=np.int64))
     return out
