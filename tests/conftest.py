@@ -1,7 +1,10 @@
 """Settings shared by every test."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
@@ -16,3 +19,60 @@ def _single_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class DigitsStudy:
+    """A small real search on the bundled digits, shared by the tests that only read it."""
+
+    study: optuna.Study
+    storage: str
+    artifact_dir: Path
+    max_avg_macs: float
+    min_accuracy: float
+
+
+@pytest.fixture(scope="session")
+def digits_study(tmp_path_factory: pytest.TempPathFactory) -> DigitsStudy:
+    """Nine trials of a real search on digits (16x16) in a SQLite file, with the trained
+    networks in a file-system artifact store: trained admissible trials, trained trials below
+    the accuracy floor or above the budget, and trials rejected by the static guard."""
+    import optuna_nachos as nachos
+
+    folder = tmp_path_factory.mktemp("digits_study")
+    artifact_dir = folder / "artifacts"
+    artifact_dir.mkdir()
+    storage = f"sqlite:///{folder / 'study.db'}"
+    budget, floor = 0.9e6, 0.25
+    space = nachos.MobileNetV3Space(resolutions=(16,), depths=(2,), expand_ratios=(3, 4))
+    objective = nachos.NachosObjective(
+        dataset="digits",
+        space=space,
+        max_avg_macs=budget,
+        min_accuracy=floor,
+        train_config=nachos.TrainConfig(
+            backbone_epochs=3, warmup_epochs=1, exit_epochs=1, progress=False, batch_size=64
+        ),
+        artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifact_dir)),
+    )
+    study = nachos.create_study(
+        storage=storage,
+        study_name="digits",
+        sampler=nachos.create_sampler("random", seed=3),
+        settings=objective.settings(),
+    )
+    expensive_first_exit = nachos.EENNConfig(
+        depths=(2,) * 5,
+        kernel_sizes=((7, 7),) * 5,
+        expand_ratios=((4, 4),) * 5,
+        exit_stages=(4,),
+        resolution=16,
+    )
+    study.enqueue_trial(space.params_from_config(expensive_first_exit))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        nachos.run_search(study, objective, n_trials=9)
+    finally:
+        torch.set_num_threads(threads)
+    return DigitsStudy(study, storage, artifact_dir, budget, floor)

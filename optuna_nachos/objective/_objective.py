@@ -264,6 +264,7 @@ class NachosObjective:
             method=self.calibration,
             batch_size=self.train_config.batch_size,
             device=self.train_config.device,
+            curve=True,
         )
         finished = time.perf_counter()
         test = evaluation.test
@@ -284,6 +285,9 @@ class NachosObjective:
         trial.set_user_attr("val_accuracy", float(evaluation.validation.accuracy))
         trial.set_user_attr("val_avg_macs", float(evaluation.validation.avg_macs))
         trial.set_user_attr("calibration_feasible", bool(evaluation.feasible))
+        trial.set_user_attr(
+            "operating_curve", [point.to_dict() for point in evaluation.curve or ()]
+        )
         timings = {
             "train_seconds": calibration_started - train_started,
             "calibration_seconds": finished - calibration_started,

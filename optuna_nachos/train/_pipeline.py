@@ -9,7 +9,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from optuna_nachos.train._calibration import _MACS_RTOL, Calibration, calibrate_thresholds
+from optuna_nachos.train._calibration import (
+    _MACS_RTOL,
+    Calibration,
+    OperatingPoint,
+    calibrate_thresholds,
+    operating_curve,
+)
 from optuna_nachos.train._evaluation import EvaluationResult, evaluate
 from optuna_nachos.train._inference import collect_exit_outputs
 
@@ -22,11 +28,14 @@ class CalibratedEvaluation:
         calibration: The threshold choice, with its feasibility on the validation split.
         validation: Metrics on the validation split at the chosen thresholds.
         test: Metrics on the test split at the chosen thresholds (the figures to report).
+        curve: The accuracy / average-MACs operating curve on the test split (what other
+            threshold settings would give), when asked for with ``curve=True``.
     """
 
     calibration: Calibration
     validation: EvaluationResult
     test: EvaluationResult
+    curve: tuple[OperatingPoint, ...] | None = None
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -54,6 +63,7 @@ class CalibratedEvaluation:
             "validation": self.validation.to_dict(),
             "test": self.test.to_dict(),
             "test_feasible": self.test_feasible,
+            "curve": None if self.curve is None else [p.to_dict() for p in self.curve],
         }
 
 
@@ -68,6 +78,7 @@ def calibrate_and_evaluate(
     batch_size: int = 256,
     device: str | torch.device = "auto",
     num_workers: int = 0,
+    curve: bool = False,
 ) -> CalibratedEvaluation:
     """Choose thresholds on ``data.val`` and report the metrics on ``data.test``.
 
@@ -85,6 +96,8 @@ def calibrate_and_evaluate(
         batch_size: Inference batch size.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         num_workers: DataLoader workers.
+        curve: Also compute the operating curve of the test split
+            (:func:`operating_curve`).
 
     Returns:
         The calibration and the validation and test metrics.
@@ -110,4 +123,5 @@ def calibrate_and_evaluate(
         calibration=calibration,
         validation=evaluate(val_outputs, calibration.thresholds, exit_costs),
         test=evaluate(test_outputs, calibration.thresholds, exit_costs),
+        curve=tuple(operating_curve(test_outputs, exit_costs)) if curve else None,
     )
