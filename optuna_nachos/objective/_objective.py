@@ -94,7 +94,10 @@ class NachosObjective:
         max_peak_macs: Optional limit of the last exit's cost.
         max_params: Optional limit of the parameter count.
         train_config: Training settings (reference defaults).
-        calibration: Threshold method, ``"search"`` (default) or ``"nachos"``.
+        calibration: Threshold method: ``"search"`` (default, per-exit thresholds), ``"nachos"``
+            (the reference's rule) or ``"global"`` (one threshold for every exit). A
+            configuration that carries its own thresholds (a space with threshold genes, as
+            EDANAS) is evaluated at those thresholds, without calibration.
         data_root: Folder of the dataset files.
         data_seed: Seed of the validation split.
         train_subset: Use only this many training images (quick searches).
@@ -126,8 +129,10 @@ class NachosObjective:
             raise ValueError(f"max_avg_macs must be positive, got {max_avg_macs}.")
         if not 0.0 <= min_accuracy < 1.0:
             raise ValueError(f"min_accuracy must lie in [0, 1), got {min_accuracy}.")
-        if calibration not in ("search", "nachos"):
-            raise ValueError(f"calibration must be 'search' or 'nachos', got {calibration!r}.")
+        if calibration not in ("search", "nachos", "global"):
+            raise ValueError(
+                f"calibration must be 'search', 'nachos' or 'global', got {calibration!r}."
+            )
         self.space = space or MobileNetV3Space()
         self.max_avg_macs = float(max_avg_macs)
         self.min_accuracy = float(min_accuracy)
@@ -261,7 +266,8 @@ class NachosObjective:
             exit_costs,
             max_avg_macs=self.max_avg_macs,
             min_accuracy=self.min_accuracy,
-            method=self.calibration,
+            method=self.calibration if config.exit_thresholds is None else "fixed",
+            thresholds=config.exit_thresholds,
             batch_size=self.train_config.batch_size,
             device=self.train_config.device,
             curve=True,

@@ -13,7 +13,7 @@ from optuna_nachos.models import cumulative_confidence, select_exits
 from optuna_nachos.train._evaluation import average_macs_of, check_exit_costs, exit_ratios_of
 from optuna_nachos.train._inference import ExitOutputs
 
-CALIBRATION_METHODS = ("search", "nachos")
+CALIBRATION_METHODS = ("search", "nachos", "global", "fixed")
 """Threshold calibration methods of :func:`calibrate_thresholds`."""
 
 NACHOS_GRID = (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8)
@@ -36,7 +36,7 @@ class Calibration:
 
     Attributes:
         thresholds: One threshold per early exit (1.0 disables an exit).
-        method: ``"search"`` or ``"nachos"``.
+        method: ``"search"``, ``"nachos"``, ``"global"`` or ``"fixed"``.
         accuracy: Accuracy with early exiting on the calibration split.
         avg_macs: Average MACs on the calibration split.
         exit_ratios: Fraction of the calibration samples leaving at each exit.
@@ -165,17 +165,6 @@ class _Table:
         return accuracy, macs
 
 
-def _violation(
-    accuracy: torch.Tensor, macs: torch.Tensor, budget: float | None, floor: float | None
-) -> torch.Tensor:
-    violation = torch.zeros_like(accuracy)
-    if budget is not None:
-        violation = violation + torch.clamp(macs - budget, min=0.0) / budget
-    if floor is not None:
-        violation = violation + torch.clamp(floor - accuracy, min=0.0)
-    return violation
-
-
 def _best_index(
     accuracy: torch.Tensor,
     macs: torch.Tensor,
@@ -184,10 +173,16 @@ def _best_index(
     *,
     prefer: int | None = None,
 ) -> int:
-    """Index of the lexicographic best (least violation, most accurate, cheapest); ``prefer``
-    wins ties, else the middle of the tied candidates."""
-    violation = _violation(accuracy, macs, budget, floor)
-    tied = violation <= violation.min() + _ACC_TOL
+    """Index of the lexicographic best: least budget overrun, then least shortfall below the
+    floor, then most accurate, then cheapest; ``prefer`` wins ties, else the middle of the
+    tied candidates."""
+    tied = torch.ones_like(accuracy, dtype=torch.bool)
+    if budget is not None:
+        overrun = torch.clamp(macs - budget, min=0.0) / budget
+        tied &= overrun <= overrun[tied].min() + _MACS_RTOL
+    if floor is not None:
+        shortfall = torch.clamp(floor - accuracy, min=0.0)
+        tied &= shortfall <= shortfall[tied].min() + _ACC_TOL
     top = accuracy[tied].max()
     tied &= accuracy >= top - _ACC_TOL
     cheapest = macs[tied].min()
@@ -280,6 +275,30 @@ def _nachos_thresholds(table: _Table, *, budget: float | None, floor: float | No
     return torch.tensor(thresholds, dtype=torch.float64)
 
 
+def _global_thresholds(
+    table: _Table, *, budget: float | None, floor: float | None, max_levels: int = 4096
+) -> torch.Tensor:
+    """One threshold shared by every early exit (SDN-style), the best over every distinct
+    level (or ``max_levels`` quantiles of them on large splits)."""
+    # With one shared level eps, a sample leaves at the first exit whose running maximum of
+    # cumulative confidence reaches eps, so only those running maxima matter.
+    running_max = torch.cummax(table.cum, dim=1).values
+    levels = torch.unique(
+        torch.cat([running_max.flatten(), torch.tensor([0.0, 1.0], dtype=table.cum.dtype)])
+    ).to(torch.float64)
+    if len(levels) > max_levels:
+        positions = torch.linspace(0, len(levels) - 1, max_levels).round().long()
+        levels = levels[positions]
+    accuracy, macs = [], []
+    for chunk in torch.split(levels, 256):
+        exits = (running_max[:, None, :].to(torch.float64) < chunk[None, :, None]).sum(dim=2)
+        exits = torch.where(chunk[None, :] < 1.0, exits, torch.full_like(exits, table.k))
+        accuracy.append(table.correct.gather(1, exits).mean(dim=0))
+        macs.append(table.costs[exits].mean(dim=0))
+    best = _best_index(torch.cat(accuracy), torch.cat(macs), budget, floor)
+    return torch.full((table.k,), float(levels[best]), dtype=torch.float64)
+
+
 def _search_starts(
     table: _Table, grids: Sequence[torch.Tensor], *, restarts: int, seed: int
 ) -> list[torch.Tensor]:
@@ -358,6 +377,7 @@ def calibrate_thresholds(
     max_avg_macs: float | None = None,
     min_accuracy: float | None = None,
     method: str = "search",
+    thresholds: Sequence[float] | None = None,
     grid_size: int = 64,
     restarts: int = 4,
     seed: int = 0,
@@ -369,10 +389,11 @@ def calibrate_thresholds(
     each step choosing the best threshold of one exit (the others fixed) among the quantiles
     of that exit's cumulative confidence on the split (``grid_size`` levels) plus 0 and 1
     (disabled), evaluated for all candidates at once on the cached arrays. Moves must
-    improve lexicographically (constraint violation, then accuracy, then MACs), so it
-    terminates; it runs from several starts (every exit disabled, every sample at the first
-    exit, the NACHOS global choice, uniform confidence quantiles, ``restarts`` random grid
-    points) and keeps the best. When no setting satisfies the constraints, the least
+    improve lexicographically (budget overrun, then shortfall below the floor, then accuracy,
+    then MACs), so it terminates; it runs from several starts (every exit disabled, every
+    sample at the first exit, the NACHOS global choice, the best shared threshold of
+    ``method="global"``, uniform confidence quantiles, ``restarts`` random grid points) and
+    keeps the best. When no setting satisfies the constraints, the least
     violating one is returned with ``feasible=False``.
 
     ``method="nachos"`` reproduces the reference, with its bugs fixed:
@@ -385,12 +406,19 @@ def calibrate_thresholds(
        ``min_accuracy``, reject it (the reference keeps it by aliasing) and move to
        ``i - 1``; else accept it, and move to ``i - 1`` once ``thresholds[i] <= 0.1``.
 
+    ``method="global"`` uses one threshold for every early exit (as SDN-style baselines do):
+    the best, in the same lexicographic order as the search, over every distinct level.
+
+    ``method="fixed"`` keeps the given ``thresholds`` (for example EDANAS threshold genes)
+    and only evaluates them.
+
     Args:
         outputs: Exit outputs of the calibration split (the validation split).
         exit_costs: MACs of a sample leaving at each exit.
         max_avg_macs: Average-MAC budget; ``None`` for none.
         min_accuracy: Accuracy floor in ``[0, 1]``; ``None`` for none.
-        method: ``"search"`` or ``"nachos"``.
+        method: ``"search"``, ``"nachos"``, ``"global"`` or ``"fixed"``.
+        thresholds: The thresholds of ``method="fixed"``, one per early exit.
         grid_size: Quantile levels per exit of the search.
         restarts: Random starts of the search, besides the fixed ones.
         seed: Seed of the random starts.
@@ -405,23 +433,37 @@ def calibrate_thresholds(
     costs = check_exit_costs(exit_costs, outputs.num_exits)
     if outputs.num_samples == 0:
         raise ValueError("cannot calibrate thresholds on an empty split.")
+    if (method == "fixed") != (thresholds is not None):
+        raise ValueError(
+            "pass thresholds=... exactly when method='fixed' (the thresholds to evaluate)."
+        )
     table = _Table(outputs, costs)
     budget = None if max_avg_macs is None else float(max_avg_macs)
     floor = None if min_accuracy is None else float(min_accuracy)
-    if table.k == 0:
-        thresholds = torch.zeros(0, dtype=torch.float64)
+    if method == "fixed":
+        chosen = torch.tensor([float(t) for t in thresholds], dtype=torch.float64)
+        if chosen.shape != (table.k,) or not bool(((chosen >= 0) & (chosen <= 1)).all()):
+            raise ValueError(
+                f"method='fixed' needs {table.k} thresholds in [0, 1] (one per early exit), "
+                f"got {list(thresholds)}."
+            )
+    elif table.k == 0:
+        chosen = torch.zeros(0, dtype=torch.float64)
     elif method == "nachos":
-        thresholds = _nachos_thresholds(table, budget=budget, floor=floor)
+        chosen = _nachos_thresholds(table, budget=budget, floor=floor)
+    elif method == "global":
+        chosen = _global_thresholds(table, budget=budget, floor=floor)
     else:
         grids = [table.quantile_grid(j, grid_size) for j in range(table.k)]
         starts = _search_starts(table, grids, restarts=restarts, seed=seed)
-        thresholds = _coordinate_search(table, starts, grids, budget=budget, floor=floor)
-    accuracy, macs, ratios = table.point(thresholds)
+        starts.append(_global_thresholds(table, budget=budget, floor=floor))
+        chosen = _coordinate_search(table, starts, grids, budget=budget, floor=floor)
+    accuracy, macs, ratios = table.point(chosen)
     reason = _infeasibility(
         accuracy=accuracy, macs=macs, costs=costs, budget=budget, floor=floor, method=method
     )
     return Calibration(
-        thresholds=tuple(float(t) for t in thresholds.tolist()),
+        thresholds=tuple(float(t) for t in chosen.tolist()),
         method=method,
         accuracy=accuracy,
         avg_macs=macs,

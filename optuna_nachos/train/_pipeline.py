@@ -75,6 +75,7 @@ def calibrate_and_evaluate(
     max_avg_macs: float | None = None,
     min_accuracy: float | None = None,
     method: str = "search",
+    thresholds: Sequence[float] | None = None,
     batch_size: int = 256,
     device: str | torch.device = "auto",
     num_workers: int = 0,
@@ -92,7 +93,9 @@ def calibrate_and_evaluate(
         exit_costs: MACs of a sample leaving at each exit.
         max_avg_macs: Average-MAC budget; ``None`` for none.
         min_accuracy: Accuracy floor; ``None`` for none.
-        method: ``"search"`` or ``"nachos"`` (see :func:`calibrate_thresholds`).
+        method: ``"search"``, ``"nachos"``, ``"global"`` or ``"fixed"`` (see
+            :func:`calibrate_thresholds`).
+        thresholds: The thresholds of ``method="fixed"``.
         batch_size: Inference batch size.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         num_workers: DataLoader workers.
@@ -118,6 +121,7 @@ def calibrate_and_evaluate(
         max_avg_macs=max_avg_macs,
         min_accuracy=min_accuracy,
         method=method,
+        thresholds=thresholds,
     )
     return CalibratedEvaluation(
         calibration=calibration,

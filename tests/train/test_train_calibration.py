@@ -170,3 +170,38 @@ def test_nachos_repair_without_floor_walks_every_exit_down_to_0_1() -> None:
     assert result.thresholds == pytest.approx((0.1, 0.1))
     assert result.avg_macs == pytest.approx(17.5) and result.accuracy == 0.5
     assert not result.feasible
+
+
+def test_global_method_shares_one_threshold_and_respects_the_budget() -> None:
+    outputs = _synthetic()
+    for budget in (1.3e6, 2.2e6):
+        result = calibrate_thresholds(outputs, COSTS, max_avg_macs=budget, method="global")
+        assert result.method == "global"
+        assert len(set(result.thresholds)) == 1
+        assert result.feasible and result.avg_macs <= budget
+        # No single shared level on a fine grid does better within the budget.
+        for eps in torch.linspace(0, 1, 101).tolist():
+            check = evaluate(outputs, [eps] * (len(COSTS) - 1), COSTS)
+            if check.avg_macs <= budget:
+                assert check.accuracy <= result.accuracy + 1e-12
+        search = calibrate_thresholds(outputs, COSTS, max_avg_macs=budget)
+        assert search.accuracy >= result.accuracy - 1e-12
+
+
+def test_fixed_method_only_evaluates_the_given_thresholds() -> None:
+    outputs = _synthetic()
+    thresholds = [0.2, 0.1, 1.0, 0.2]
+    result = calibrate_thresholds(
+        outputs, COSTS, max_avg_macs=1.2e6, method="fixed", thresholds=thresholds
+    )
+    check = evaluate(outputs, thresholds, COSTS)
+    assert result.thresholds == tuple(thresholds)
+    assert result.accuracy == pytest.approx(check.accuracy)
+    assert result.avg_macs == pytest.approx(check.avg_macs)
+    assert result.feasible == (check.avg_macs <= 1.2e6)
+    with pytest.raises(ValueError, match="thresholds"):
+        calibrate_thresholds(outputs, COSTS, method="fixed")
+    with pytest.raises(ValueError, match="thresholds"):
+        calibrate_thresholds(outputs, COSTS, thresholds=thresholds)
+    with pytest.raises(ValueError, match="4 thresholds"):
+        calibrate_thresholds(outputs, COSTS, method="fixed", thresholds=[0.5])
