@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from optuna_nachos.benchmark import cpu_model
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import count_exit_macs, exit_macs
 from optuna_nachos.cost._analytic import clear_caches
@@ -40,17 +41,6 @@ from optuna_nachos.models import build_eenn
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "costs.json"
 NUM_CLASSES = 10
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def _random_configs(count: int, seed: int) -> list[EENNConfig]:
@@ -227,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {
             "torch": torch.__version__,
             "python": platform.python_version(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch_threads": threads,
             "cost_models_threads": 1,

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from optuna_nachos import EENNConfig, __version__, build_eenn
+from optuna_nachos.benchmark import cpu_model
 from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import load_dataset
 from optuna_nachos.train import (
@@ -71,17 +72,6 @@ CONFIG = EENNConfig(
 
 DATASET = "fashion-mnist"
 TRAIN_SUBSET = 10_000
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def _load_average() -> list[float] | None:
@@ -315,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "torch": torch.__version__,
             "optuna_nachos": __version__,
             "python": platform.python_version(),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "device": str(device),

@@ -184,6 +184,19 @@ class NachosObjective:
             "in_channels": self.data.in_channels,
         }
 
+    def sampler_options(self) -> dict[str, Any]:
+        """Keyword arguments that let :class:`~optuna_nachos.NachosSampler` compute the exact
+        costs and static constraints of this objective's candidates."""
+        return {
+            "num_classes": self.data.num_classes,
+            "in_channels": self.data.in_channels,
+            "max_avg_macs": self.max_avg_macs,
+            "min_accuracy": self.min_accuracy,
+            "max_peak_macs": self.max_peak_macs,
+            "max_params": self.max_params,
+            "cost_convention": self.cost_convention,
+        }
+
     def _static_constraints(self, config: EENNConfig, profile: Any) -> dict[str, float]:
         constraints = {
             MAX_AVG_MACS: float(profile.min_average_macs) - self.max_avg_macs,
@@ -247,9 +260,13 @@ class NachosObjective:
         static: dict[str, float],
         started: float,
     ) -> tuple[float, float]:
-        model = build_eenn(
-            config, num_classes=self.data.num_classes, in_channels=self.data.in_channels
-        )
+        # The initial weights come from the training seed, not from the process's RNG state,
+        # so that a trial gives the same network whatever ran before it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.train_config.seed)
+            model = build_eenn(
+                config, num_classes=self.data.num_classes, in_channels=self.data.in_channels
+            )
         exit_costs = [float(m) for m in profile.exit_macs]
         train_started = time.perf_counter()
         result = fit(

@@ -10,6 +10,9 @@ from typing import Any
 SCHEDULERS = ("cosine", "constant")
 """Learning-rate schedules :class:`TrainConfig` accepts (both stepped once per epoch)."""
 
+CLS_WEIGHTINGS = ("exit_probability", "uniform")
+"""How ``L_cls`` weights the exits (see :class:`TrainConfig`)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
@@ -33,6 +36,9 @@ class TrainConfig:
         beta: Weight of the confidence term ``L_conf``; 0 switches it off.
         w_beta: Weight of the MAC term ``L_macs``; 0 switches it off.
         w_gamma: Weight of the support term ``L_sup``; 0 switches it off.
+        cls_weighting: How ``L_cls`` weights the exits: ``"exit_probability"`` (NACHOS: by
+            the probability of leaving there) or ``"uniform"`` (the plain multi-exit loss of
+            joint training, as SDN and EDANAS use).
         support_fraction: Share of the training data drawn (class-balanced) as the support set
             at every support epoch, in ``(0, 1)``.
         freeze_backbone: Phase B trains the exit heads only, the backbone frozen with its
@@ -58,6 +64,7 @@ class TrainConfig:
     beta: float = 1.0
     w_beta: float = 1.0
     w_gamma: float = 1.0
+    cls_weighting: str = "exit_probability"
     support_fraction: float = 0.1
     freeze_backbone: bool = True
     device: str = "auto"
@@ -97,6 +104,10 @@ class TrainConfig:
         ):
             raise ValueError(f"support_fraction must lie in (0, 1), got {fraction!r}.")
         object.__setattr__(self, "support_fraction", float(fraction))
+        if self.cls_weighting not in CLS_WEIGHTINGS:
+            raise ValueError(
+                f"cls_weighting must be one of {CLS_WEIGHTINGS}, got {self.cls_weighting!r}."
+            )
         if not isinstance(self.freeze_backbone, bool):
             raise ValueError(f"freeze_backbone must be a bool, got {self.freeze_backbone!r}.")
         if self.progress is not None and not isinstance(self.progress, bool):

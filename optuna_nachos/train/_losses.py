@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optuna_nachos.models import EENNOutput, exit_probabilities
+from optuna_nachos.train._config import CLS_WEIGHTINGS
 
 LOSS_TERMS = ("cls", "conf", "macs", "sup")
 """Names of the loss terms, in the order of :class:`LossTerms`."""
@@ -39,19 +40,31 @@ class LossTerms(NamedTuple):
 
 
 def classification_loss(
-    logits: Sequence[torch.Tensor], targets: torch.Tensor, exit_probs: torch.Tensor
+    logits: Sequence[torch.Tensor],
+    targets: torch.Tensor,
+    exit_probs: torch.Tensor,
+    *,
+    weighting: str = "exit_probability",
 ) -> torch.Tensor:
     """``L_cls = mean_i sum_j p_ij * CE(logits_j(x_i), y_i)``.
 
-    Gradients reach both the exit logits and, through ``p``, the confidences.
+    Gradients reach both the exit logits and, through ``p``, the confidences. With
+    ``weighting="uniform"`` it is the plain multi-exit loss of joint training (as SDN and
+    EDANAS use): ``mean_i mean_j CE(logits_j(x_i), y_i)``, which trains every exit on every
+    sample whatever the confidences.
 
     Args:
         logits: Class logits of every exit, each ``(N, classes)``.
         targets: Class labels ``(N,)``.
         exit_probs: Exit probabilities ``p`` ``(N, E)`` from
             :func:`~optuna_nachos.models.exit_probabilities`.
+        weighting: One of :data:`CLS_WEIGHTINGS`.
     """
     ce = torch.stack([F.cross_entropy(z, targets, reduction="none") for z in logits], dim=1)
+    if weighting == "uniform":
+        return ce.mean()
+    if weighting != "exit_probability":
+        raise ValueError(f"weighting must be one of {CLS_WEIGHTINGS}, got {weighting!r}.")
     return (exit_probs * ce).sum(dim=1).mean()
 
 
@@ -174,6 +187,7 @@ class NachosLoss(nn.Module):
         w_gamma: Weight of ``L_sup``.
         exit_costs: MACs of a sample leaving at each exit (needed with ``max_avg_macs``).
         max_avg_macs: Average-MAC budget; ``None`` disables ``L_macs``.
+        cls_weighting: How ``L_cls`` weights the exits (see :func:`classification_loss`).
     """
 
     def __init__(
@@ -185,8 +199,14 @@ class NachosLoss(nn.Module):
         w_gamma: float = 1.0,
         exit_costs: Sequence[float] | torch.Tensor | None = None,
         max_avg_macs: float | None = None,
+        cls_weighting: str = "exit_probability",
     ) -> None:
         super().__init__()
+        if cls_weighting not in CLS_WEIGHTINGS:
+            raise ValueError(
+                f"cls_weighting must be one of {CLS_WEIGHTINGS}, got {cls_weighting!r}."
+            )
+        self.cls_weighting = cls_weighting
         self.w_alpha = float(w_alpha)
         self.beta = float(beta)
         self.w_beta = float(w_beta)
@@ -227,7 +247,7 @@ class NachosLoss(nn.Module):
         cls = conf = macs = sup = zero
         total = zero
         if self.w_alpha > 0:
-            cls = classification_loss(output.logits, targets, probs)
+            cls = classification_loss(output.logits, targets, probs, weighting=self.cls_weighting)
             total = total + self.w_alpha * cls
         if self.beta > 0:
             conf = confidence_loss(confidences, exit_correctness(output.logits, targets))

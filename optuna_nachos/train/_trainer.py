@@ -363,6 +363,7 @@ def _exit_phase(
         w_gamma=config.w_gamma,
         exit_costs=exit_costs,
         max_avg_macs=max_avg_macs,
+        cls_weighting=config.cls_weighting,
     ).to(device)
     labels = None
     support_accuracy: torch.Tensor | None = None

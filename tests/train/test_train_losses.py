@@ -179,3 +179,20 @@ def test_classification_loss_matches_plain_cross_entropy_for_one_exit() -> None:
     assert classification_loss([logits], targets, p).item() == pytest.approx(
         F.cross_entropy(logits, targets).item(), rel=1e-6
     )
+
+
+def test_uniform_classification_weighting_is_the_plain_multi_exit_loss() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = [torch.randn(6, 4, generator=generator) for _ in range(3)]
+    targets = torch.tensor([0, 1, 2, 3, 0, 1])
+    confident_first = torch.zeros(6, 3)
+    confident_first[:, 0] = 1.0  # every sample would leave at the first exit
+    expected = torch.stack([F.cross_entropy(z, targets) for z in logits]).mean()
+    uniform = classification_loss(logits, targets, confident_first, weighting="uniform")
+    assert torch.allclose(uniform, expected)
+    weighted = classification_loss(logits, targets, confident_first)
+    assert torch.allclose(weighted, F.cross_entropy(logits[0], targets))
+    with pytest.raises(ValueError, match="weighting"):
+        classification_loss(logits, targets, confident_first, weighting="equal")
+    with pytest.raises(ValueError, match="cls_weighting"):
+        NachosLoss(cls_weighting="equal")

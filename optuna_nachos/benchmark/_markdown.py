@@ -1,0 +1,172 @@
+"""The Markdown page of a suite's results, written from its result record only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _number(value: float | None, fmt: str, scale: float = 1.0) -> str:
+    return "n/a" if value is None else format(value * scale, fmt)
+
+
+def _mean_sd(mean: float | None, sd: float | None, fmt: str, scale: float) -> str:
+    if mean is None:
+        return "none admissible"
+    if not sd:
+        return _number(mean, fmt, scale)
+    return f"{_number(mean, fmt, scale)} ± {_number(sd, fmt, scale)}"
+
+
+def _headline(record: dict[str, Any]) -> list[str]:
+    suite = record["suite"]
+    reference = suite.get("reference") or {}
+    ref_rows = reference.get("rows", {})
+    ref_name = reference.get("dataset", "reference")
+    lines = [
+        f"| variant | how it was run | accuracy % | average MACs (M) | admissible runs "
+        f"| hypervolume | trained / trials | {ref_name}: accuracy % / MACs (M) | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for experiment in record["experiments"]:
+        summary = experiment["summary"]
+        if not summary["runs"]:
+            continue
+        ref = ref_rows.get(experiment["reference"]) if experiment["reference"] else None
+        ref_text = f"{ref[0]:.2f} / {ref[1]:.2f}" if ref else "-"
+        hv = summary["hypervolume_mean"]
+        lines.append(
+            "| {label} | {kind} | {acc} | {macs} | {adm}/{runs} | {hv} | {trained} / {trials} "
+            "| {ref} | {note} |".format(
+                label=experiment["label"],
+                kind=experiment["kind"].replace("_", "-"),
+                acc=_mean_sd(summary["accuracy_mean"], summary["accuracy_sd"], ".2f", 100),
+                macs=_mean_sd(summary["avg_macs_mean"], summary["avg_macs_sd"], ".3f", 1e-6),
+                adm=summary["admissible_runs"],
+                runs=summary["runs"],
+                hv=_number(hv, ".4f"),
+                trained=summary["trained"],
+                trials=summary["trials"],
+                ref=ref_text,
+                note=experiment["note"] or "",
+            )
+        )
+    return lines
+
+
+def _per_run(record: dict[str, Any]) -> list[str]:
+    lines = [
+        "| variant | seed | best admissible: trial, accuracy %, avg MACs (M) | architecture "
+        "| exits | exit ratios | admissible / trained | hypervolume |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for experiment in record["experiments"]:
+        for run in experiment["runs"]:
+            best = run["best"]
+            if best is None:
+                cells = "none trained | - | - | -"
+            else:
+                mark = "" if best["admissible"] else " (not admissible)"
+                ratios = ", ".join(f"{r:.2f}" for r in best["exit_ratios"] or [])
+                cells = (
+                    f"#{best['trial']}, {100 * best['accuracy']:.2f}, "
+                    f"{best['avg_macs'] / 1e6:.3f}{mark} | `{best['architecture']}` "
+                    f"| {best['exit_stages']} | {ratios}"
+                )
+            lines.append(
+                f"| {experiment['label']} | {run['seed']} | {cells} "
+                f"| {run['admissible']} / {run['trained']} | {run['hypervolume']:.4f} |"
+            )
+    return lines
+
+
+def _efficiency(record: dict[str, Any]) -> list[str]:
+    efficiency = record["efficiency"]
+    lines = [
+        f"- Plugin overhead per trained trial (time outside training and calibration): median "
+        f"{_number(efficiency['overhead_median'], '.2%')}, worst run median "
+        f"{_number(efficiency['overhead_max'], '.2%')}.",
+        f"- Training throughput (images per second over all epochs of a candidate, median): "
+        f"{_number(efficiency['train_images_per_second_median'], ',.0f')}.",
+    ]
+    network = efficiency.get("network")
+    if network:
+        lines.append(
+            f"- Early-exit inference of {network['experiment']} seed {network['seed']} trial "
+            f"#{network['trial']} (`{network['architecture']}`, exits {network['exit_stages']}):"
+        )
+        lines += [
+            "",
+            "| device | batch | full network ms / image | early exit ms / image | speed-up "
+            "| MAC ratio (full / average) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in efficiency["inference"]:
+            lines.append(
+                f"| {row['device']} | {row['batch_size']} | {row['full_ms_per_image']:.3f} "
+                f"| {row['early_exit_ms_per_image']:.3f} | {row['speedup']:.2f}x "
+                f"| {row['mac_ratio']:.2f}x |"
+            )
+    return lines
+
+
+def _environment(record: dict[str, Any]) -> list[str]:
+    env = record["environment"]
+    packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+    git = env.get("git") or {}
+    commit = git.get("commit") or "unknown"
+    dirty = " (with uncommitted changes)" if git.get("dirty") else ""
+    parts = record.get("parts") or {}
+    wall = ", ".join(
+        f"{name} {entry['seconds'] / 60:.1f} min in {entry['runs']} run(s)"
+        f"{'' if entry.get('complete') else ' (incomplete)'}"
+        for name, entry in parts.items()
+    )
+    return [
+        f"- Machine: {env['cpu']} ({env['cpu_count']} CPUs), torch threads "
+        f"{record['suite']['threads']}, device {env['device']}"
+        + (f", GPU {env['gpu']}" if env.get("gpu") else "")
+        + ".",
+        f"- Software: Python {env['python']}, {packages}.",
+        f"- Commit {commit}{dirty}; seeds {env['seeds']}; summarized {env['timestamp']}.",
+        f"- Wall time of the parts: {wall or 'not recorded'}.",
+    ]
+
+
+def results_markdown(record: dict[str, Any]) -> str:
+    """The Markdown summary of a suite's result record (``results.json``)."""
+    suite = record["suite"]
+    reference = suite.get("reference") or {}
+    subset = suite["train_subset"]
+    lines = [
+        f"# Benchmark suite `{suite['name']}`",
+        "",
+        suite["description"].strip(),
+        "",
+        f"Dataset `{suite['dataset']}` at {suite['resolution']}x{suite['resolution']}"
+        + (f", {subset:,} training images" if subset else ", all training images")
+        + f"; budget {suite['max_avg_macs'] / 1e6:.3g} M average MACs, accuracy floor "
+        f"{suite['min_accuracy']:.2f}; seeds {suite['seeds']}. Accuracy and MACs are test-split "
+        "figures of the most accurate admissible network of each run (mean ± standard "
+        "deviation over seeds); the hypervolume is that of the admissible front, normalized "
+        "by the box between the floor, the budget, accuracy 1 and 0 MACs.",
+        "",
+        *_headline(record),
+        "",
+    ]
+    if reference:
+        lines += [
+            f"Reference numbers: {reference.get('source', '')}".rstrip(),
+            "",
+        ]
+    if suite["differences"]:
+        lines += ["What differs from the reference set-up:", ""]
+        lines += [f"- {d}" for d in suite["differences"]]
+        lines.append("")
+    lines += ["## Every run", "", *_per_run(record), "", "## Efficiency", "", *_efficiency(record)]
+    figures = record.get("figures") or {}
+    pngs = {k: v for k, v in figures.items() if v.endswith(".png")}
+    if pngs:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{name}]({path})" for name, path in pngs.items()]
+    lines += ["", "## Environment", "", *_environment(record), ""]
+    return "\n".join(lines)

@@ -1,0 +1,287 @@
+"""Benchmark suites described in TOML files: what to run, on which data, with which seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from optuna_nachos.study import SAMPLER_NAMES
+from optuna_nachos.train import TrainConfig
+
+EXPERIMENT_KINDS = ("search", "retrain", "single_exit", "fixed")
+"""What an experiment does: a search; the found architectures retrained with another training
+or calibration; the best single-exit networks of the space within the budget; or given
+architectures trained as they are (hand-designed baselines)."""
+
+DEFAULT_SUITES_DIR = Path("benchmarks") / "suites"
+
+
+class SuiteError(ValueError):
+    """A suite file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of a suite, run once per seed.
+
+    Attributes:
+        name: Unique name; its studies are named ``"<name>-seed<seed>"``.
+        kind: One of :data:`EXPERIMENT_KINDS`.
+        part: The part of the suite it belongs to (parts run separately).
+        label: Row label of the result table.
+        sampler: Sampler name (``search``).
+        n_trials: Trials per seed (``search``).
+        sampler_options: Extra sampler settings (``search``), e.g. ``n_startup_trials``.
+        space: Overrides of the suite's search space (``{"threshold_genes": [...]}`` for EDANAS).
+        train: Overrides of the suite's training settings.
+        calibration: Threshold method (``"search"``, ``"nachos"``, ``"global"``).
+        constrained: Whether training and calibration see the budget and the floor; the results
+            are judged against the suite's constraints either way.
+        source: The search experiment whose architectures a ``retrain`` experiment retrains.
+        top: How many architectures to take (``retrain``: the most accurate admissible ones of
+            the source; ``single_exit``: the costliest single-exit networks within the budget).
+        architectures: Given architectures (``fixed``): mappings with ``depths``,
+            ``kernel_sizes``, ``expand_ratios``, ``exit_stages`` (EENNConfig fields; a single
+            number for the kernel or expand ratio applies to every layer).
+        reference: The key of the reference result (DESIGN 2.7) this row compares with.
+        note: What differs from the reference or the paper's set-up, printed beside the row.
+    """
+
+    name: str
+    kind: str
+    part: str
+    label: str
+    sampler: str = "nachos"
+    n_trials: int = 0
+    sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    space: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    calibration: str = "search"
+    constrained: bool = True
+    source: str | None = None
+    top: int = 1
+    architectures: Sequence[Mapping[str, Any]] = ()
+    reference: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A benchmark suite.
+
+    Attributes:
+        name: Suite name (the file stem).
+        description: One paragraph on what the suite measures.
+        dataset: Dataset name for :func:`~optuna_nachos.data.load_dataset`.
+        resolution: Input resolution.
+        train_subset: Train on this many images (``None``: all).
+        seeds: Seeds of every experiment.
+        max_avg_macs: Average-MAC budget.
+        min_accuracy: Accuracy floor.
+        space: :class:`~optuna_nachos.MobileNetV3Space` settings.
+        train: :class:`~optuna_nachos.TrainConfig` settings.
+        device: Training device (``"cpu"``, ``"cuda"``, ``"auto"``).
+        threads: Torch CPU threads.
+        experiments: The experiments, in run order.
+        reference: Reference results: ``{"dataset": ..., "source": ..., "rows": {key: [acc %,
+            MACs in millions]}}``.
+        differences: What differs from the reference set-up, for every table.
+        efficiency: Settings of the efficiency measurements (``experiment``: whose network
+            is timed; ``batch_sizes``; ``repeats``).
+        path: The file it was read from.
+    """
+
+    name: str
+    description: str
+    dataset: str
+    resolution: int
+    seeds: tuple[int, ...]
+    max_avg_macs: float
+    min_accuracy: float
+    experiments: tuple[Experiment, ...]
+    train_subset: int | None = None
+    space: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    threads: int = 1
+    reference: Mapping[str, Any] = field(default_factory=dict)
+    differences: tuple[str, ...] = ()
+    efficiency: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts, in the order of their first experiment."""
+        return tuple(dict.fromkeys(e.part for e in self.experiments))
+
+    def experiment(self, name: str) -> Experiment:
+        """The experiment called ``name``."""
+        for experiment in self.experiments:
+            if experiment.name == name:
+                return experiment
+        raise SuiteError(f"suite {self.name!r} has no experiment {name!r}.")
+
+
+def resolve_suite_path(suite: str | Path, *, suites_dir: str | Path | None = None) -> Path:
+    """The file of a suite given by name (``smoke`` -> ``benchmarks/suites/smoke.toml``) or path."""
+    candidate = Path(suite)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        if not candidate.is_file():
+            raise SuiteError(f"suite file {candidate} does not exist.")
+        return candidate
+    folder = Path(suites_dir) if suites_dir is not None else DEFAULT_SUITES_DIR
+    path = folder / f"{suite}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+        raise SuiteError(
+            f"no suite {suite!r} in {folder}/ (suites there: {', '.join(known) or 'none'}); "
+            "run from the repository root, pass --suites-dir, or give the path of a .toml file."
+        )
+    return path
+
+
+_EXPERIMENT_KEYS = {f for f in Experiment.__dataclass_fields__}
+_SUITE_KEYS = {f for f in Suite.__dataclass_fields__} - {"experiments", "path", "name"}
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SuiteError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
+        )
+
+
+def _experiment(raw: Mapping[str, Any], index: int) -> Experiment:
+    where = f"experiment #{index + 1}"
+    _check_keys(raw, _EXPERIMENT_KEYS, where)
+    for key in ("name", "kind", "part"):
+        if key not in raw:
+            raise SuiteError(f"{where} needs a {key!r}.")
+    values = dict(raw)
+    values.setdefault("label", raw["name"])
+    experiment = Experiment(**values)
+    where = f"experiment {experiment.name!r}"
+    if experiment.kind not in EXPERIMENT_KINDS:
+        raise SuiteError(
+            f"{where}: kind must be one of {EXPERIMENT_KINDS}, got {experiment.kind!r}."
+        )
+    if experiment.kind == "search":
+        if experiment.sampler not in SAMPLER_NAMES:
+            raise SuiteError(
+                f"{where}: unknown sampler {experiment.sampler!r}; "
+                f"one of {', '.join(SAMPLER_NAMES)}."
+            )
+        if experiment.n_trials < 1:
+            raise SuiteError(f"{where}: a search needs n_trials >= 1.")
+    if experiment.kind == "retrain" and not experiment.source:
+        raise SuiteError(f"{where}: a retrain experiment needs the 'source' search experiment.")
+    if experiment.kind == "fixed" and not experiment.architectures:
+        raise SuiteError(f"{where}: a fixed experiment needs 'architectures'.")
+    if experiment.calibration not in ("search", "nachos", "global"):
+        raise SuiteError(f"{where}: calibration must be 'search', 'nachos' or 'global'.")
+    if experiment.top < 1:
+        raise SuiteError(f"{where}: top must be at least 1.")
+    try:
+        TrainConfig(**experiment.train)
+    except (TypeError, ValueError) as error:
+        raise SuiteError(f"{where}: invalid train settings: {error}") from None
+    return experiment
+
+
+def _apply_variant(raw: dict[str, Any], variant: str, path: Path) -> dict[str, Any]:
+    variants = raw.get("variants", {})
+    if variant not in variants:
+        known = ", ".join(sorted(variants)) or "none"
+        raise SuiteError(f"{path} has no variant {variant!r} (variants: {known}).")
+    overrides = dict(variants[variant])
+    per_experiment = overrides.pop("experiments", {})
+    unknown = sorted(set(overrides) - _SUITE_KEYS)
+    if unknown:
+        raise SuiteError(f"{path}: variant {variant!r} sets unknown key(s) {', '.join(unknown)}.")
+    names = [e.get("name") for e in raw.get("experiment", [])]
+    missing = sorted(set(per_experiment) - set(names))
+    if missing:
+        raise SuiteError(
+            f"{path}: variant {variant!r} changes unknown experiment(s) {', '.join(missing)}."
+        )
+    merged = {**raw, **overrides}
+    merged["experiment"] = [
+        {**e, **per_experiment.get(e.get("name"), {})} for e in raw.get("experiment", [])
+    ]
+    return merged
+
+
+def load_suite(
+    suite: str | Path,
+    *,
+    suites_dir: str | Path | None = None,
+    variants: Sequence[str] = (),
+) -> Suite:
+    """Read and check a suite file.
+
+    A suite may define named variants (``[variants.<name>]`` tables) that override top-level
+    keys (for example the dataset and its budgets) and, under ``experiments``, settings of
+    named experiments (for example fewer trials for a reduced run). Variants apply in order.
+
+    Args:
+        suite: A suite name (looked up as ``<suites_dir>/<name>.toml``) or a path.
+        suites_dir: Folder of the suites; ``benchmarks/suites`` of the current directory by
+            default.
+        variants: Names of the variants to apply.
+
+    Raises:
+        SuiteError: If the file is missing or malformed; the message says what to fix.
+    """
+    path = resolve_suite_path(suite, suites_dir=suites_dir)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise SuiteError(f"{path} is not valid TOML: {error}") from None
+    raw = dict(raw)
+    for variant in variants:
+        raw = _apply_variant(raw, variant, path)
+    raw.pop("variants", None)
+    experiments = raw.pop("experiment", [])
+    _check_keys(raw, _SUITE_KEYS, str(path))
+    for key in ("description", "dataset", "resolution", "seeds", "max_avg_macs", "min_accuracy"):
+        if key not in raw:
+            raise SuiteError(f"{path} needs the top-level key {key!r}.")
+    if not experiments:
+        raise SuiteError(f"{path} has no [[experiment]] table.")
+    parsed = tuple(_experiment(e, i) for i, e in enumerate(experiments))
+    names = [e.name for e in parsed]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SuiteError(f"{path}: duplicate experiment names {', '.join(duplicates)}.")
+    for experiment in parsed:
+        if experiment.source is not None:
+            source = next((e for e in parsed if e.name == experiment.source), None)
+            if source is None or source.kind != "search":
+                raise SuiteError(
+                    f"{path}: experiment {experiment.name!r} retrains from {experiment.source!r}, "
+                    "which is not a search experiment of the suite."
+                )
+            if names.index(source.name) > names.index(experiment.name):
+                raise SuiteError(
+                    f"{path}: experiment {experiment.name!r} must come after its source "
+                    f"{source.name!r}."
+                )
+    try:
+        TrainConfig(**raw.get("train", {}))
+    except (TypeError, ValueError) as error:
+        raise SuiteError(f"{path}: invalid [train] settings: {error}") from None
+    return Suite(
+        name="+".join([path.stem, *variants]),
+        experiments=parsed,
+        path=path,
+        seeds=tuple(int(s) for s in raw.pop("seeds")),
+        max_avg_macs=float(raw.pop("max_avg_macs")),
+        min_accuracy=float(raw.pop("min_accuracy")),
+        differences=tuple(raw.pop("differences", ())),
+        **raw,
+    )

@@ -1,0 +1,280 @@
+"""Summarizing a suite's studies: the result JSON, the Markdown table and the figures."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from optuna_nachos._logging import get_logger
+from optuna_nachos.benchmark._efficiency import (
+    inference_speedup,
+    training_images_per_second,
+    trial_overhead,
+)
+from optuna_nachos.benchmark._environment import environment_record
+from optuna_nachos.benchmark._runner import (
+    ARTIFACTS_DIR,
+    admissible_under,
+    experiment_train_config,
+    part_records,
+    storage_url,
+    study_name,
+)
+from optuna_nachos.benchmark._suite import Experiment, Suite
+from optuna_nachos.config import EENNConfig
+from optuna_nachos.data import load_dataset
+from optuna_nachos.results import hypervolume, load_eenn
+
+_logger = get_logger()
+
+SCHEMA = "optuna-nachos-benchmark/1"
+RESULTS_FILE = "results.json"
+MARKDOWN_FILE = "results.md"
+FIGURES_DIR = "figures"
+
+
+def _load(suite: Suite, experiment: Experiment, seed: int, out_dir: Path) -> optuna.Study | None:
+    try:
+        return optuna.load_study(
+            study_name=study_name(experiment, seed), storage=storage_url(out_dir, experiment.part)
+        )
+    except KeyError:
+        return None
+
+
+def _trial_row(trial: optuna.trial.FrozenTrial, suite: Suite) -> dict[str, Any]:
+    config = EENNConfig.from_dict(trial.user_attrs["config"])
+    return {
+        "trial": trial.number,
+        "accuracy": trial.values[0],
+        "avg_macs": trial.values[1],
+        "peak_macs": trial.user_attrs.get("peak_macs"),
+        "params": trial.user_attrs.get("params"),
+        "architecture": config.short_name(),
+        "exit_stages": list(config.exit_stages),
+        "exit_ratios": trial.user_attrs.get("exit_ratios"),
+        "thresholds": trial.user_attrs.get("thresholds"),
+        "admissible": admissible_under(trial, suite),
+    }
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _run_summary(
+    suite: Suite, experiment: Experiment, seed: int, study: optuna.Study
+) -> dict[str, Any]:
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    trained = [t for t in complete if "exit_ratios" in t.user_attrs]
+    admissible = [t for t in trained if admissible_under(t, suite)]
+    pool = admissible or trained
+    best = max(pool, key=lambda t: (t.values[0], -t.values[1], -t.number)) if pool else None
+    train = experiment_train_config(suite, experiment, seed)
+    epochs = train.backbone_epochs + train.warmup_epochs + train.exit_epochs
+    train_images = suite.train_subset or 0
+    return {
+        "seed": seed,
+        "study": study.study_name,
+        "trials": len(complete),
+        "failed": len(failed),
+        "trained": len(trained),
+        "admissible": len(admissible),
+        "hypervolume": hypervolume(
+            admissible, min_accuracy=suite.min_accuracy, max_avg_macs=suite.max_avg_macs
+        ),
+        "best": None if best is None else _trial_row(best, suite),
+        "overhead_median": _median([trial_overhead(t) for t in trained]),
+        "train_seconds_median": _median([t.user_attrs.get("train_seconds") for t in trained]),
+        "train_images_per_second_median": _median(
+            [
+                training_images_per_second(t, train_images=train_images, epochs=epochs)
+                for t in trained
+            ]
+        )
+        if train_images
+        else None,
+        "front": [_trial_row(t, suite) for t in sorted(admissible, key=lambda t: t.values[1])],
+    }
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _experiment_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    best = [r["best"] for r in runs if r["best"] is not None and r["best"]["admissible"]]
+    accuracy = _mean_sd([b["accuracy"] for b in best])
+    macs = _mean_sd([b["avg_macs"] for b in best])
+    return {
+        "runs": len(runs),
+        "admissible_runs": len(best),
+        "accuracy_mean": accuracy[0],
+        "accuracy_sd": accuracy[1],
+        "avg_macs_mean": macs[0],
+        "avg_macs_sd": macs[1],
+        "hypervolume_mean": _mean_sd([r["hypervolume"] for r in runs])[0],
+        "trained": sum(r["trained"] for r in runs),
+        "trials": sum(r["trials"] for r in runs),
+    }
+
+
+def _efficiency(
+    suite: Suite, out_dir: Path, runs_by_experiment: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    settings = dict(suite.efficiency)
+    name = settings.get("experiment", suite.experiments[0].name)
+    experiment = next((e for e in suite.experiments if e.name == name), None)
+    overheads = [
+        r["overhead_median"] for runs in runs_by_experiment.values() for r in runs if r["trained"]
+    ]
+    speeds = [
+        r["train_images_per_second_median"]
+        for runs in runs_by_experiment.values()
+        for r in runs
+        if r["train_images_per_second_median"]
+    ]
+    record: dict[str, Any] = {
+        "overhead_median": _median(overheads),
+        "overhead_max": max((o for o in overheads if o is not None), default=None),
+        "train_images_per_second_median": _median(speeds),
+        "inference": [],
+        "network": None,
+    }
+    runs = runs_by_experiment.get(name, [])
+    target = next((r for r in runs if r["best"] is not None and r["best"]["admissible"]), None)
+    if experiment is None or target is None:
+        return record
+    study = _load(suite, experiment, target["seed"], out_dir)
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == target["best"]["trial"])
+    store = optuna.artifacts.FileSystemArtifactStore(str(out_dir / ARTIFACTS_DIR))
+    deployed = load_eenn(trial, artifact_store=store)
+    data = load_dataset(
+        suite.dataset, resolution=suite.resolution, seed=0, train_subset=suite.train_subset
+    )
+    test = data.test.subset(range(min(int(settings.get("images", 1024)), len(data.test))))
+    images = test.normalize(test.images)
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    for device in devices:
+        record["inference"].extend(
+            inference_speedup(
+                deployed,
+                images,
+                batch_sizes=tuple(settings.get("batch_sizes", (1, 256))),
+                repeats=int(settings.get("repeats", 5)),
+                device=device,
+            )
+        )
+    record["network"] = {"experiment": name, "seed": target["seed"], **target["best"]}
+    return record
+
+
+def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> dict[str, str]:
+    from optuna_nachos.visualization import plot_hypervolume_history, save_figures
+
+    folder = out_dir / FIGURES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, str] = {}
+    main_name = suite.efficiency.get("experiment", suite.experiments[0].name)
+    main = studies.get(study_name(suite.experiment(main_name), suite.seeds[0]))
+    if main is not None:
+        for key, path in save_figures(main, folder, image_format="png").items():
+            figures[key] = str(Path(path).relative_to(out_dir))
+    searches = {
+        name: study
+        for name, study in studies.items()
+        if study.user_attrs.get("nachos_settings", {}).get("kind") == "search"
+        and study.user_attrs.get("nachos_settings", {}).get("constrained", True)
+    }
+    if searches:
+        figure = plot_hypervolume_history(searches)
+        figure.update_layout(
+            title=f"Hypervolume against trials: {suite.name} suite ({suite.dataset})"
+        )
+        html = folder / "samplers_hypervolume.html"
+        figure.write_html(html, include_plotlyjs="cdn")
+        figures["samplers_hypervolume_html"] = str(html.relative_to(out_dir))
+        try:
+            png = folder / "samplers_hypervolume.png"
+            figure.write_image(png, width=1000, height=560)
+            figures["samplers_hypervolume"] = str(png.relative_to(out_dir))
+        except Exception as error:  # kaleido or Chrome missing: keep the HTML
+            _logger.warning("PNG export skipped (%s).", error)
+    return figures
+
+
+def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dict[str, Any]:
+    """Read a suite's studies in ``out_dir`` and write ``results.json`` and ``results.md``
+    (and the figures under ``figures/``).
+
+    Returns:
+        The result record written to ``results.json``.
+    """
+    out_dir = Path(out_dir)
+    runs_by_experiment: dict[str, list[dict[str, Any]]] = {}
+    studies: dict[str, optuna.Study] = {}
+    for experiment in suite.experiments:
+        runs = []
+        for seed in suite.seeds:
+            study = _load(suite, experiment, seed, out_dir)
+            if study is None:
+                continue
+            studies[study.study_name] = study
+            runs.append(_run_summary(suite, experiment, seed, study))
+        runs_by_experiment[experiment.name] = runs
+    record = {
+        "schema": SCHEMA,
+        "suite": _suite_record(suite),
+        "environment": environment_record(seeds=list(suite.seeds), device=suite.device),
+        "parts": part_records(out_dir),
+        "experiments": [
+            {
+                "name": e.name,
+                "label": e.label,
+                "kind": e.kind,
+                "part": e.part,
+                "note": e.note,
+                "reference": e.reference,
+                "summary": _experiment_summary(runs_by_experiment[e.name]),
+                "runs": runs_by_experiment[e.name],
+            }
+            for e in suite.experiments
+        ],
+        "efficiency": _efficiency(suite, out_dir, runs_by_experiment),
+        "figures": _figures(suite, out_dir, studies) if figures else {},
+    }
+    (out_dir / RESULTS_FILE).write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    from optuna_nachos.benchmark._markdown import results_markdown
+
+    (out_dir / MARKDOWN_FILE).write_text(results_markdown(record))
+    return record
+
+
+def _suite_record(suite: Suite) -> dict[str, Any]:
+    return {
+        "name": suite.name,
+        "description": suite.description,
+        "dataset": suite.dataset,
+        "resolution": suite.resolution,
+        "train_subset": suite.train_subset,
+        "seeds": list(suite.seeds),
+        "max_avg_macs": suite.max_avg_macs,
+        "min_accuracy": suite.min_accuracy,
+        "space": dict(suite.space),
+        "train": dict(suite.train),
+        "device": suite.device,
+        "threads": suite.threads,
+        "reference": dict(suite.reference),
+        "differences": list(suite.differences),
+    }

@@ -1,0 +1,107 @@
+"""Reading and checking suite files."""
+
+from pathlib import Path
+
+import pytest
+
+from optuna_nachos.benchmark import EXPERIMENT_KINDS, SuiteError, load_suite
+
+SUITES = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+
+MINIMAL = """
+description = "tiny"
+dataset = "digits"
+resolution = 16
+seeds = [0, 1]
+max_avg_macs = 2_000_000
+min_accuracy = 0.3
+
+[[experiment]]
+name = "search"
+kind = "search"
+part = "one"
+sampler = "random"
+n_trials = 3
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "tiny") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "paper"])
+def test_shipped_suites_load(name: str) -> None:
+    suite = load_suite(name, suites_dir=SUITES)
+    assert suite.name == name
+    assert suite.experiments and suite.seeds
+    assert {e.kind for e in suite.experiments} <= set(EXPERIMENT_KINDS)
+    for experiment in suite.experiments:
+        if experiment.reference is not None:
+            assert experiment.reference in suite.reference["rows"]
+
+
+def test_cpu_suite_covers_the_issue() -> None:
+    suite = load_suite("cpu", suites_dir=SUITES)
+    assert suite.dataset == "fashion-mnist" and len(suite.seeds) >= 2
+    samplers = {e.sampler for e in suite.experiments if e.kind == "search"}
+    assert {"nachos", "motpe", "nsga2", "random"} <= samplers
+    trials = {e.n_trials for e in suite.experiments if e.kind == "search" and e.name != "edanas"}
+    assert len(trials) == 1, "the samplers run at equal budgets"
+    kinds = {e.name: e.kind for e in suite.experiments}
+    assert kinds["single_exit"] == "single_exit" and kinds["sdn"] == "fixed"
+    assert {"no_mac", "no_support", "no_constraints", "edanas"} <= set(kinds)
+
+
+def test_paper_variants_set_the_reference_budgets() -> None:
+    cifar100 = load_suite("paper", suites_dir=SUITES, variants=["cifar100"])
+    assert (cifar100.max_avg_macs, cifar100.min_accuracy) == (3.7e6, 0.35)
+    jpeg = load_suite("paper", suites_dir=SUITES, variants=["cifar10-jpeg", "reduced"])
+    assert jpeg.dataset == "cifar10-jpeg" and jpeg.seeds == (0,)
+    assert jpeg.experiment("nachos").n_trials == 6
+    assert any("cifar10-jpeg" in d for d in jpeg.differences)
+    full = load_suite("paper", suites_dir=SUITES)
+    assert full.experiment("nachos").n_trials == 180
+    assert full.experiment("nachos").sampler_options["n_startup_trials"] == 100
+    assert len(full.seeds) == 4
+
+
+def test_minimal_suite_by_path(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, MINIMAL))
+    assert suite.parts == ("one",)
+    assert suite.experiment("search").label == "search"
+    assert suite.max_avg_macs == 2e6
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("n_trials = 3", "n_trials = 0"), "n_trials >= 1"),
+        (('sampler = "random"', 'sampler = "annealing"'), "unknown sampler"),
+        (('kind = "search"', 'kind = "grid"'), "kind must be one of"),
+        (('part = "one"', 'part = "one"\nwidth = 3'), "unknown key"),
+        (("min_accuracy = 0.3\n", ""), "min_accuracy"),
+    ],
+)
+def test_malformed_suites_are_explained(tmp_path: Path, change, message) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_write(tmp_path, MINIMAL.replace(*change)))
+
+
+def test_retrain_needs_an_earlier_search(tmp_path: Path) -> None:
+    text = MINIMAL + '\n[[experiment]]\nname = "again"\nkind = "retrain"\npart = "two"\n'
+    with pytest.raises(SuiteError, match="needs the 'source'"):
+        load_suite(_write(tmp_path, text))
+    with pytest.raises(SuiteError, match="not a search experiment"):
+        load_suite(_write(tmp_path, text + 'source = "missing"\n'))
+
+
+def test_unknown_suite_and_variant(tmp_path: Path) -> None:
+    _write(tmp_path, MINIMAL)
+    with pytest.raises(SuiteError, match="suites there: tiny"):
+        load_suite("nothing", suites_dir=tmp_path)
+    with pytest.raises(SuiteError, match="no variant 'gpu'"):
+        load_suite("tiny", suites_dir=tmp_path, variants=["gpu"])
+    with pytest.raises(SuiteError, match="not valid TOML"):
+        load_suite(_write(tmp_path, "dataset = [", name="broken"))
