@@ -1,0 +1,174 @@
+"""Accuracy against average MACs of every finished trial, by admissibility."""
+
+from __future__ import annotations
+
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_nachos.objective._objective import SKIP_REASON_ATTR
+from optuna_nachos.results import admissible_trials
+from optuna_nachos.study import is_feasible
+from optuna_nachos.visualization._common import (
+    ACCURACY_TITLE,
+    COLORS,
+    MACS_TITLE,
+    add_reference_lines,
+    base_layout,
+    check_study,
+    format_values,
+    millions,
+    references,
+    trial_config,
+)
+
+ADMISSIBLE = "admissible (Pareto-optimal)"
+FEASIBLE = "feasible, dominated"
+INFEASIBLE = "infeasible"
+SKIPPED = "not trained (static guard)"
+
+
+def trial_hover(trial: FrozenTrial) -> str:
+    """Hover text of a trial: number, architecture, exits, thresholds, accuracy, MACs."""
+    accuracy, macs = trial.values
+    lines = [f"<b>trial {trial.number}</b>"]
+    config = trial_config(trial)
+    if config is not None:
+        exits = ", ".join(map(str, config.exit_stages)) or "none"
+        lines += [config.short_name(), f"early exits after stages {exits}"]
+    if SKIP_REASON_ATTR in trial.user_attrs:
+        lines.append(f"not trained: {trial.user_attrs[SKIP_REASON_ATTR]}")
+        lines.append(f"average MACs >= {macs:,.0f} (cost of the first exit)")
+        return "<br>".join(lines)
+    if "thresholds" in trial.user_attrs:
+        lines.append(f"thresholds {format_values(trial.user_attrs['thresholds'])}")
+    lines += [f"accuracy {accuracy:.2%}", f"average MACs {macs:,.0f}"]
+    violated = [name for name, value in trial.constraints.items() if value > 0]
+    if violated:
+        lines.append("violates " + ", ".join(violated))
+    return "<br>".join(lines)
+
+
+def _trace(trials: list[FrozenTrial], *, name: str, marker: dict, **kwargs: object) -> go.Scatter:
+    return go.Scatter(
+        x=[millions(t.values[1]) for t in trials],
+        y=[float(t.values[0]) for t in trials],
+        customdata=[t.number for t in trials],
+        text=[trial_hover(t) for t in trials],
+        hovertemplate="%{text}<extra></extra>",
+        name=name,
+        marker=marker,
+        **kwargs,
+    )
+
+
+def plot_pareto_front(
+    study: optuna.Study,
+    *,
+    max_avg_macs: float | None = None,
+    min_accuracy: float | None = None,
+    include_skipped: bool = True,
+) -> go.Figure:
+    """Accuracy against average MACs of the finished trials of an EENN study.
+
+    The completed trials fall into four traces (in this order): infeasible trials (a
+    constraint above 0, or no constraint recorded), trials the static guard rejected without
+    training (user attribute ``skipped_training``; plotted at accuracy 0 and the cost of their
+    first exit), feasible trials dominated by another feasible trial, and the admissible front
+    (:func:`~optuna_nachos.results.admissible_trials`) joined by a staircase. Every point's
+    ``customdata`` is its trial number; the hover shows the architecture, exits, thresholds,
+    accuracy and average MACs. The MAC budget is a vertical dashed line, the accuracy floor a
+    horizontal dotted one, and the admissible region between them is shaded.
+
+    Args:
+        study: A study with the objectives (accuracy, average MACs).
+        max_avg_macs: MAC budget to draw; defaults to the study setting ``max_avg_macs``.
+        min_accuracy: Accuracy floor to draw; defaults to the study setting ``min_accuracy``.
+        include_skipped: Plot the trials rejected by the static guard (their own trace).
+
+    Returns:
+        The figure; the x axis is in millions of MACs.
+
+    Raises:
+        TypeError: If ``study`` is not a study.
+        ValueError: If the study does not have two objectives.
+    """
+    check_study(study, figure="plot_pareto_front")
+    budget, floor = references(study, max_avg_macs, min_accuracy)
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    front = admissible_trials(study)
+    on_front = {t.number for t in front}
+    skipped = [t for t in completed if SKIP_REASON_ATTR in t.user_attrs]
+    trained = [t for t in completed if SKIP_REASON_ATTR not in t.user_attrs]
+    feasible = [t for t in trained if is_feasible(t) and t.number not in on_front]
+    infeasible = [t for t in trained if not is_feasible(t)]
+    if not include_skipped:
+        skipped = []
+
+    fig = go.Figure()
+    fig.add_trace(
+        _trace(
+            infeasible,
+            name=INFEASIBLE,
+            mode="markers",
+            marker={"color": COLORS["infeasible"], "symbol": "x", "size": 9},
+        )
+    )
+    if include_skipped:
+        fig.add_trace(
+            _trace(
+                skipped,
+                name=SKIPPED,
+                mode="markers",
+                marker={"color": COLORS["skipped"], "symbol": "triangle-down-open", "size": 9},
+            )
+        )
+    fig.add_trace(
+        _trace(
+            feasible,
+            name=FEASIBLE,
+            mode="markers",
+            marker={"color": COLORS["feasible"], "size": 9},
+        )
+    )
+    fig.add_trace(
+        _trace(
+            front,
+            name=ADMISSIBLE,
+            mode="lines+markers",
+            line={"shape": "hv", "color": COLORS["admissible"], "width": 2},
+            marker={"color": COLORS["admissible"], "size": 12, "symbol": "star"},
+        )
+    )
+    if budget is not None and floor is not None:
+        fig.add_shape(
+            type="rect",
+            x0=0,
+            x1=millions(budget),
+            y0=floor,
+            y1=1,
+            fillcolor=COLORS["admissible"],
+            opacity=0.07,
+            line_width=0,
+            layer="below",
+            name="admissible region",
+        )
+    add_reference_lines(fig, budget, floor)
+    name = f" of study {study.study_name!r}" if study.study_name else ""
+    base_layout(
+        fig,
+        title=f"Accuracy vs. average MACs{name}: {len(completed)} finished trials, "
+        f"{len(front)} admissible",
+        xaxis_title=MACS_TITLE,
+        yaxis_title=ACCURACY_TITLE,
+        yaxis_tickformat=".0%",
+    )
+    fig.update_xaxes(rangemode="tozero")
+    accuracies = [float(t.values[0]) for t in (*infeasible, *skipped, *feasible, *front)]
+    if floor is not None:
+        accuracies.append(floor)
+    if accuracies:
+        low, high = min(accuracies), max(accuracies)
+        pad = max(0.05 * (high - low), 0.02)
+        fig.update_yaxes(range=[low - pad, min(high + pad, 1.0 + pad)])
+    return fig

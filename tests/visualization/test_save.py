@@ -1,0 +1,63 @@
+import pytest
+
+from optuna_nachos import high_tradeoff_trials
+from optuna_nachos.visualization import FIGURE_NAMES, save_figures, study_figures
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_figures_by_name(digits_study):
+    study = digits_study.study
+    figures = study_figures(study)
+    assert tuple(figures) == FIGURE_NAMES
+    best = high_tradeoff_trials(study, n=1)[0]
+    for name in ("exit_metrics", "operating_curve", "architecture"):
+        assert f"trial {best.number}" in figures[name].layout.title.text
+    other = next(t for t in study.trials if "operating_curve" in t.user_attrs and t != best)
+    chosen = study_figures(study, trial=other.number)
+    assert f"trial {other.number}" in chosen["exit_metrics"].layout.title.text
+    with pytest.raises(ValueError, match="no trial 999"):
+        study_figures(study, trial=999)
+
+
+def test_untrained_chosen_trial_keeps_only_its_architecture(digits_study):
+    skipped = next(t for t in digits_study.study.trials if "skipped_training" in t.user_attrs)
+    figures = study_figures(digits_study.study, trial=skipped)
+    assert "architecture" in figures
+    assert "exit_metrics" not in figures and "operating_curve" not in figures
+
+
+def test_study_without_admissible_trial(settings_study, add_trial):
+    add_trial(settings_study, 0.3, 50.0)
+    figures = study_figures(settings_study)
+    assert tuple(figures) == ("pareto_front", "exit_ratios", "hypervolume_history")
+
+
+def test_save_figures_writes_html_and_images(digits_study, tmp_path):
+    paths = save_figures(digits_study.study, tmp_path / "figures", include_plotlyjs="cdn")
+    assert tuple(paths) == FIGURE_NAMES
+    for name in FIGURE_NAMES:
+        html = tmp_path / "figures" / f"{name}.html"
+        assert html.is_file() and "plotly" in html.read_text()
+    if any(path.suffix == ".html" for path in paths.values()):
+        pytest.skip("kaleido or Chrome cannot export images on this machine (see the warning)")
+    for name, path in paths.items():
+        assert path == tmp_path / "figures" / f"{name}.png"
+        assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_save_figures_html_only(settings_study, add_trial, tmp_path):
+    add_trial(settings_study, 0.3, 50.0)
+    paths = save_figures(settings_study, tmp_path, image_format=None, include_plotlyjs="cdn")
+    assert paths == {
+        name: tmp_path / f"{name}.html"
+        for name in ("pareto_front", "exit_ratios", "hypervolume_history")
+    }
+    assert all(path.is_file() for path in paths.values())
+
+
+def test_save_figures_misuse(settings_study, tmp_path):
+    with pytest.raises(ValueError, match="image_format"):
+        save_figures(settings_study, tmp_path, image_format="bmp")
+    with pytest.raises(ValueError, match="nothing to write"):
+        save_figures(settings_study, tmp_path, image_format=None, include_html=False)
