@@ -3,8 +3,8 @@
 The public names most users need are here; the subpackages hold the rest:
 :mod:`optuna_nachos.config`, :mod:`~optuna_nachos.models`, :mod:`~optuna_nachos.cost`,
 :mod:`~optuna_nachos.data`, :mod:`~optuna_nachos.train`, :mod:`~optuna_nachos.space`,
-:mod:`~optuna_nachos.objective`, :mod:`~optuna_nachos.study`, :mod:`~optuna_nachos.samplers`
-and :mod:`~optuna_nachos.results`.
+:mod:`~optuna_nachos.objective`, :mod:`~optuna_nachos.study`, :mod:`~optuna_nachos.samplers`,
+:mod:`~optuna_nachos.results` and :mod:`~optuna_nachos.visualization` (plotly figures).
 """
 
 from optuna_nachos._version import __version__

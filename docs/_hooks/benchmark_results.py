@@ -29,7 +29,7 @@ def _results_section(name: str, page_uri: str) -> str:
     path = RESULTS / name / "results.md"
     if not path.is_file():
         return (
-            f"!!! warning \"No results for the `{name}` suite yet\"\n"
+            f'!!! warning "No results for the `{name}` suite yet"\n'
             f"    Run `optuna-nachos benchmark --suite {name} --out benchmarks/results/{name}`."
         )
     text = path.read_text()

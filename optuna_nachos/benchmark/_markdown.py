@@ -117,7 +117,7 @@ def _environment(record: dict[str, Any]) -> list[str]:
     dirty = " (with uncommitted changes)" if git.get("dirty") else ""
     parts = record.get("parts") or {}
     wall = ", ".join(
-        f"{name} {entry['seconds'] / 60:.1f} min in {entry['runs']} run(s)"
+        f"{name} {entry['seconds'] / 60:.1f} min in {entry['runs']} call(s)"
         f"{'' if entry.get('complete') else ' (incomplete)'}"
         for name, entry in parts.items()
     )
@@ -128,7 +128,8 @@ def _environment(record: dict[str, Any]) -> list[str]:
         + ".",
         f"- Software: Python {env['python']}, {packages}.",
         f"- Commit {commit}{dirty}; seeds {env['seeds']}; summarized {env['timestamp']}.",
-        f"- Wall time of the parts: {wall or 'not recorded'}.",
+        f"- Time of the parts (summed over the calls, which may have run side by side): "
+        f"{wall or 'not recorded'}.",
     ]
 
 

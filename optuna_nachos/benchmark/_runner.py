@@ -299,13 +299,14 @@ def run_parts(
                     break
                 _logger.info("Part %s: %s", part, study_name(experiment, seed))
                 study = run_experiment(suite, experiment, seed, out_dir, timeout=left)
-                complete &= _finished(study, experiment)
+                complete &= part_finished(study, experiment)
         _record_part(out_dir, part, time.perf_counter() - started, complete)
         status[part] = complete
     return status
 
 
-def _finished(study: optuna.Study, experiment: Experiment) -> bool:
+def part_finished(study: optuna.Study, experiment: Experiment) -> bool:
+    """Whether one experiment's study for one seed holds all it plans."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING)
     trials = study.get_trials(deepcopy=False, states=states)
     if experiment.kind == "search":

@@ -21,6 +21,7 @@ from optuna_nachos.benchmark._runner import (
     ARTIFACTS_DIR,
     admissible_under,
     experiment_train_config,
+    part_finished,
     part_records,
     storage_url,
     study_name,
@@ -189,7 +190,9 @@ def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> d
     main_name = suite.efficiency.get("experiment", suite.experiments[0].name)
     main = studies.get(study_name(suite.experiment(main_name), suite.seeds[0]))
     if main is not None:
-        for key, path in save_figures(main, folder, image_format="png").items():
+        for key, path in save_figures(
+            main, folder, image_format="png", include_plotlyjs="cdn"
+        ).items():
             figures[key] = str(Path(path).relative_to(out_dir))
     searches = {
         name: study
@@ -233,11 +236,20 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
             studies[study.study_name] = study
             runs.append(_run_summary(suite, experiment, seed, study))
         runs_by_experiment[experiment.name] = runs
+    parts = part_records(out_dir)
+    for part, entry in parts.items():
+        # Workers sharing a part record their own view; the studies say whether it is done.
+        entry["complete"] = all(
+            (name := study_name(e, seed)) in studies and part_finished(studies[name], e)
+            for e in suite.experiments
+            if e.part == part
+            for seed in suite.seeds
+        )
     record = {
         "schema": SCHEMA,
         "suite": _suite_record(suite),
         "environment": environment_record(seeds=list(suite.seeds), device=suite.device),
-        "parts": part_records(out_dir),
+        "parts": parts,
         "experiments": [
             {
                 "name": e.name,

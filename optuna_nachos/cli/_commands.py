@@ -103,6 +103,11 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: torch's; 1 is often fastest on a busy small machine)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="refresh the optuna-dashboard figures and summary note as trials finish",
+    )
     _add_storage_arguments(parser)
     parser.set_defaults(handler=run_search_command)
 
@@ -182,6 +187,11 @@ def run_search_command(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    callbacks = []
+    if args.dashboard:
+        from optuna_nachos.cli._view import dashboard_callback
+
+        callbacks.append(dashboard_callback())
     train_config = TrainConfig(seed=args.seed, progress=False, **overrides)
     space = get_space(args.space, min_exits=args.min_exits)
     storage = _open(args)
@@ -200,15 +210,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     )
     sampler_kwargs = {}
     if args.sampler == "nachos":
-        sampler_kwargs = {
-            "num_classes": objective.data.num_classes,
-            "in_channels": objective.data.in_channels,
-            "max_avg_macs": args.max_avg_macs,
-            "min_accuracy": args.min_accuracy,
-            "max_peak_macs": args.max_peak_macs,
-            "max_params": args.max_params,
-            "cost_convention": objective.cost_convention,
-        }
+        sampler_kwargs = objective.sampler_options()
     if args.startup_trials is not None:
         if args.sampler not in ("motpe", "gp", "nachos"):
             raise CommandError(
@@ -229,6 +231,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         lock_path=storage_lock_path(args.storage),
         show_progress_bar=not args.no_progress,
+        callbacks=callbacks,
     )
     front = admissible_trials(study)
     print(

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from optuna.trial import FrozenTrial
 
+from optuna_nachos.results import front_rows
+
 _SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
@@ -62,27 +64,6 @@ positive_int = _int_at_least(1, "a positive integer")
 
 non_negative_int = _int_at_least(0, "an integer >= 0")
 """Parse an integer >= 0."""
-
-
-def front_rows(trials: Sequence[FrozenTrial]) -> list[dict]:
-    """Plain rows describing admissible trials."""
-    rows = []
-    for trial in trials:
-        attrs = trial.user_attrs
-        config = attrs.get("config", {})
-        rows.append(
-            {
-                "trial": trial.number,
-                "accuracy": trial.values[0],
-                "avg_macs": trial.values[1],
-                "peak_macs": attrs.get("peak_macs"),
-                "exit_stages": config.get("exit_stages"),
-                "thresholds": attrs.get("thresholds"),
-                "exit_ratios": attrs.get("exit_ratios"),
-                "params": attrs.get("params"),
-            }
-        )
-    return rows
 
 
 def _numbers(values: Sequence[float] | None, fmt: str) -> str:

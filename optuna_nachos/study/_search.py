@@ -7,14 +7,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.study._storage import file_lock
 
 _logger = get_logger()
 
-_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# Enqueued (WAITING) trials are not counted: they are still to run, and the next ask takes them.
+_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 def _counted_trials(study: optuna.Study) -> int:
@@ -60,11 +61,14 @@ def run_search(
     timeout: float | None = None,
     lock_path: Path | None = None,
     show_progress_bar: bool = False,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
 ) -> int:
     """Run trials until the study holds ``n_trials`` finished or running trials.
 
     ``n_trials`` is a total for the study, not for this call, and failed trials do not count,
     so running the search again resumes an interrupted study and retries failed slots.
+    Enqueued trials that have not started do not count either: they run first, as part of
+    the total.
     Workers on one machine that share a SQLite or journal file pass the same ``lock_path``:
     each starts a trial under the lock, so together they finish exactly ``n_trials``. Without
     a lock (a database server shared by several machines) the trials run through
@@ -79,6 +83,9 @@ def run_search(
         timeout: Stop starting new trials after this many seconds.
         lock_path: A lock file shared by the workers of one machine.
         show_progress_bar: Show a progress bar of this worker's trials.
+        callbacks: Called with the study and the frozen trial after each trial this worker
+            finishes, as :meth:`optuna.study.Study.optimize` calls its callbacks (for example
+            :class:`optuna_nachos.dashboard.DashboardCallback`); outside the lock.
 
     Returns:
         The number of trials this call ran.
@@ -99,11 +106,13 @@ def run_search(
                 objective,
                 n_trials=n_trials - _counted_trials(study),
                 timeout=left,
-                callbacks=[progress],
+                callbacks=[progress, *(callbacks or ())],
                 show_progress_bar=show_progress_bar,
             )
         return progress.ran
-    return _run_locked(study, objective, progress, timeout, lock_path, show_progress_bar)
+    return _run_locked(
+        study, objective, progress, timeout, lock_path, show_progress_bar, callbacks or ()
+    )
 
 
 def _run_locked(
@@ -113,6 +122,7 @@ def _run_locked(
     timeout: float | None,
     lock_path: Path,
     show_progress_bar: bool,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> int:
     started = time.monotonic()
     bar = None
@@ -138,6 +148,8 @@ def _run_locked(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"trial {frozen.number}: {frozen.state.name.lower()}")
+            for callback in callbacks:
+                callback(study, frozen)
     finally:
         if bar is not None:
             bar.close()

@@ -50,6 +50,22 @@ def test_run_search_resumes_to_the_total(tmp_path):
     assert len(study.trials) == 5
 
 
+@pytest.mark.parametrize("locked", [False, True])
+def test_enqueued_trials_run_as_part_of_the_total(tmp_path, locked):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    study = create_study(storage=url, study_name="q")
+    study.enqueue_trial({"stage1_depth": 4})
+    study.enqueue_trial({"stage1_depth": 4, "stage2_depth": 2})
+    lock = storage_lock_path(url) if locked else None
+    assert run_search(study, _cheap_objective, n_trials=2, lock_path=lock) == 2
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert [t.params["stage1_depth"] for t in study.trials] == [4, 4]
+    assert study.trials[1].params["stage2_depth"] == 2
+    study.enqueue_trial({"stage1_depth": 3})
+    assert run_search(study, _cheap_objective, n_trials=2, lock_path=lock) == 0
+    assert study.trials[-1].state == TrialState.WAITING
+
+
 def test_failed_trials_do_not_count(tmp_path):
     calls = []
 

@@ -1,0 +1,241 @@
+"""What a report says about a study: counts, settings, the admissible front, the trade-offs.
+
+The summary is computed once (:func:`summarize`) and rendered as Markdown (the dashboard note,
+the Markdown report) or HTML (the HTML report).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_nachos.objective._objective import SKIP_REASON_ATTR
+from optuna_nachos.results import admissible_trials, front_rows, high_tradeoff_trials, hypervolume
+from optuna_nachos.study import study_settings
+from optuna_nachos.study._constraints import CONSTRAINT_NAMES, is_feasible
+
+TABLE_COLUMNS = (
+    "trial",
+    "accuracy",
+    "avg MACs",
+    "peak MACs",
+    "exits",
+    "exit ratios",
+    "thresholds",
+)
+"""Columns of the admissible-front tables, in order."""
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """The facts of a study that the dashboard note and the reports show.
+
+    Attributes:
+        study_name: Name of the study.
+        settings: The search settings (:func:`optuna_nachos.study.study_settings`).
+        counts: Numbers of trials: ``trials`` (all), ``complete``, ``skipped`` (completed
+            without training by the static guard), ``feasible``, ``infeasible``,
+            ``unconstrained`` (complete but carrying no constraint), ``admissible``,
+            ``failed``, ``pruned`` and ``running`` (running or waiting).
+        violations: For each constraint name, how many complete trials violate it.
+        hypervolume: Normalized hypervolume of the admissible front, ``None`` when the study
+            records no budget and accuracy floor.
+        front: :func:`~optuna_nachos.results.front_rows` of the admissible trials.
+        tradeoffs: Rows of the high trade-off trials
+            (:func:`~optuna_nachos.results.high_tradeoff_trials`).
+    """
+
+    study_name: str
+    settings: dict[str, Any]
+    counts: dict[str, int]
+    violations: dict[str, int]
+    hypervolume: float | None
+    front: list[dict[str, Any]]
+    tradeoffs: list[dict[str, Any]]
+
+
+def summarize(study: optuna.Study, *, n_tradeoffs: int = 3) -> StudySummary:
+    """Compute the :class:`StudySummary` of an EENN study."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    constrained = [t for t in complete if t.constraints]
+    feasible = [t for t in constrained if is_feasible(t)]
+    front = admissible_trials(study)
+    violations: dict[str, int] = {}
+    for trial in constrained:
+        for name, value in trial.constraints.items():
+            if value > 0:
+                violations[name] = violations.get(name, 0) + 1
+    order = {name: i for i, name in enumerate(CONSTRAINT_NAMES)}
+    violations = dict(sorted(violations.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
+    try:
+        volume: float | None = hypervolume(study)
+    except ValueError:  # no reference point recorded on the study
+        volume = None
+    counts = {
+        "trials": len(trials),
+        "complete": len(complete),
+        "skipped": sum(1 for t in complete if SKIP_REASON_ATTR in t.user_attrs),
+        "feasible": len(feasible),
+        "infeasible": len(constrained) - len(feasible),
+        "unconstrained": len(complete) - len(constrained),
+        "admissible": len(front),
+        "failed": sum(1 for t in trials if t.state == TrialState.FAIL),
+        "pruned": sum(1 for t in trials if t.state == TrialState.PRUNED),
+        "running": sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)),
+    }
+    return StudySummary(
+        study_name=study.study_name,
+        settings=study_settings(study),
+        counts=counts,
+        violations=violations,
+        hypervolume=volume,
+        front=front_rows(front),
+        tradeoffs=front_rows(high_tradeoff_trials(front, n=n_tradeoffs)) if front else [],
+    )
+
+
+# --- formatting of single values -------------------------------------------------------------
+
+
+def format_macs(value: float | None) -> str:
+    """A MAC amount in millions, e.g. ``0.812 M``."""
+    return "-" if value is None else f"{float(value) / 1e6:.3f} M"
+
+
+def _numbers(values: Sequence[float] | None, fmt: str) -> str:
+    if not values:
+        return "-"
+    return " / ".join(format(float(v), fmt) for v in values)
+
+
+def _exits(stages: Sequence[int] | None) -> str:
+    if stages is None:
+        return "-"
+    early = ", ".join(str(s) for s in stages)
+    return f"{early} + final" if early else "final only"
+
+
+def row_cells(row: Mapping[str, Any]) -> list[str]:
+    """The cells of one front row, in the order of :data:`TABLE_COLUMNS`."""
+    return [
+        str(row["trial"]),
+        f"{float(row['accuracy']):.4f}",
+        format_macs(row["avg_macs"]),
+        format_macs(row["peak_macs"]),
+        _exits(row["exit_stages"]),
+        _numbers(row["exit_ratios"], ".3f"),
+        _numbers(row["thresholds"], ".2f"),
+    ]
+
+
+def setting_items(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Settings flattened one level (``train.batch_size``) as ``(name, text)`` pairs."""
+    items = []
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            items.extend((f"{key}.{sub}", _text(v)) for sub, v in value.items())
+        else:
+            items.append((key, _text(value)))
+    return items
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str | int | bool):
+        return str(value)
+    return json.dumps(value)
+
+
+def counts_sentence(summary: StudySummary) -> str:
+    """One sentence with the trial counts."""
+    c = summary.counts
+    parts = [f"{c['trials']} trials", f"{c['complete']} complete"]
+    if c["skipped"]:
+        parts.append(f"{c['skipped']} of them rejected by the static guard (not trained)")
+    parts += [f"{c['feasible']} feasible", f"{c['infeasible']} infeasible"]
+    if c["unconstrained"]:
+        parts.append(f"{c['unconstrained']} without constraints")
+    parts.append(f"{c['admissible']} admissible (on the feasible Pareto front)")
+    for key in ("failed", "pruned", "running"):
+        if c[key]:
+            parts.append(f"{c[key]} {key}")
+    return ", ".join(parts) + "."
+
+
+def hypervolume_sentence(summary: StudySummary) -> str:
+    """One sentence with the hypervolume and its reference point."""
+    if summary.hypervolume is None:
+        return "Hypervolume: not available (the study records no budget and accuracy floor)."
+    floor = summary.settings.get("min_accuracy")
+    budget = summary.settings.get("max_avg_macs")
+    return (
+        f"Hypervolume of the admissible front: {summary.hypervolume:.4f} (normalized; reference "
+        f"point accuracy {float(floor):g}, average MACs {format_macs(budget)})."
+    )
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(summary: StudySummary, *, level: int = 2) -> str:
+    """The summary as Markdown, its sections at heading ``level`` (no title)."""
+    h = "#" * level
+    blocks = [counts_sentence(summary), hypervolume_sentence(summary)]
+    blocks.append(f"{h} Admissible Pareto front")
+    if summary.front:
+        blocks.append(markdown_table(TABLE_COLUMNS, [row_cells(r) for r in summary.front]))
+        blocks.append(
+            "Exits: stages followed by an early exit. Exit ratios: fraction of the test samples "
+            "leaving at each exit, the final one last. Thresholds: one per early exit."
+        )
+    else:
+        blocks.append("No admissible trial yet (no completed trial satisfies every constraint).")
+    blocks.append(f"{h} Best trade-offs")
+    if summary.tradeoffs:
+        blocks.append(
+            "The knees of the admissible front (`optuna_nachos.high_tradeoff_trials`): the trials "
+            "that the others can only replace at a high price in accuracy or average MACs."
+        )
+        blocks.append(markdown_table(TABLE_COLUMNS, [row_cells(r) for r in summary.tradeoffs]))
+    else:
+        blocks.append("None yet.")
+    blocks.append(f"{h} Constraints")
+    if summary.violations:
+        blocks.append(
+            markdown_table(
+                ("constraint", "violated by (complete trials)"),
+                [(name, str(n)) for name, n in summary.violations.items()],
+            )
+        )
+    else:
+        blocks.append("No completed trial violates a constraint.")
+    blocks.append(f"{h} Settings")
+    items = setting_items(summary.settings)
+    if items:
+        blocks.append(markdown_table(("setting", "value"), [(k, f"`{v}`") for k, v in items]))
+    else:
+        blocks.append("The study records no settings.")
+    return "\n\n".join(blocks) + "\n"
