@@ -15,7 +15,7 @@ import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.benchmark._suite import Experiment, Suite, SuiteError
-from optuna_nachos.config import EENNConfig
+from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import load_dataset
 from optuna_nachos.objective import NachosObjective
@@ -224,7 +224,14 @@ def run_experiment(
     else:
         configs = _planned_configs(suite, experiment, seed, out_dir, objective)
         for config in configs:
-            study.enqueue_trial(objective.space.params_from_config(config), skip_if_exists=True)
+            try:
+                params = objective.space.params_from_config(config)
+            except ConfigError as error:
+                raise SuiteError(
+                    f"experiment {experiment.name!r}: an architecture lies outside its search "
+                    f"space ({error}); change the architecture or the experiment's 'space'."
+                ) from None
+            study.enqueue_trial(params, skip_if_exists=True)
         n_trials = len(configs)
     if n_trials:
         run_search(

@@ -69,8 +69,8 @@ part = "more"
 calibration = "global"
 [[experiment.architectures]]
 depths = [2, 2, 2, 2, 2]
-kernel_sizes = 3
-expand_ratios = 3
+kernel_sizes = 5
+expand_ratios = 4
 exit_stages = [1, 2, 3, 4]
 """
 
@@ -153,7 +153,9 @@ def test_summary_records_and_checks(tiny_runs):
         inference = record["efficiency"]["inference"]
         assert [row["batch_size"] for row in inference] == [1, 64]
         for row in inference:
-            assert row["speedup"] > 0 and row["mac_ratio"] >= 1.0
+            # Below 1 when most samples pass every exit head: their cost exceeds the plain network.
+            assert row["speedup"] > 0
+            assert row["mac_ratio"] == pytest.approx(row["full_macs"] / row["avg_macs"])
     markdown = (first / "results.md").read_text()
     assert "72.65 / 2.43" in markdown and "digits instead of CIFAR-10" in markdown
     for name in record["figures"].values():
