@@ -123,6 +123,11 @@ def admissible_under(trial: optuna.trial.FrozenTrial, suite: Suite) -> bool:
     )
 
 
+def accuracy_order(trial: optuna.trial.FrozenTrial) -> tuple[float, float, int]:
+    """Sort key: most accurate first, then cheapest, then earliest."""
+    return -trial.values[0], trial.values[1], trial.number
+
+
 def _most_accurate_admissible(
     study: optuna.Study, suite: Suite, top: int
 ) -> list[optuna.trial.FrozenTrial]:
@@ -131,7 +136,7 @@ def _most_accurate_admissible(
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if admissible_under(t, suite)
     ]
-    trials.sort(key=lambda t: (-t.values[0], t.values[1], t.number))
+    trials.sort(key=accuracy_order)
     return trials[:top]
 
 

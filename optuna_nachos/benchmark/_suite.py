@@ -114,6 +114,12 @@ class Suite:
     path: Path | None = None
 
     @property
+    def main_experiment(self) -> str:
+        """The experiment whose network is timed and whose study gets every figure: the
+        ``experiment`` of ``[efficiency]``, else the first experiment."""
+        return self.efficiency.get("experiment", self.experiments[0].name)
+
+    @property
     def parts(self) -> tuple[str, ...]:
         """The parts, in the order of their first experiment."""
         return tuple(dict.fromkeys(e.part for e in self.experiments))

@@ -19,6 +19,7 @@ from optuna_nachos.benchmark._efficiency import (
 from optuna_nachos.benchmark._environment import environment_record
 from optuna_nachos.benchmark._runner import (
     ARTIFACTS_DIR,
+    accuracy_order,
     admissible_under,
     experiment_train_config,
     part_finished,
@@ -30,6 +31,7 @@ from optuna_nachos.benchmark._suite import Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.data import load_dataset
 from optuna_nachos.results import hypervolume, load_eenn
+from optuna_nachos.study import study_settings
 
 _logger = get_logger()
 
@@ -77,7 +79,7 @@ def _run_summary(
     trained = [t for t in complete if "exit_ratios" in t.user_attrs]
     admissible = [t for t in trained if admissible_under(t, suite)]
     pool = admissible or trained
-    best = max(pool, key=lambda t: (t.values[0], -t.values[1], -t.number)) if pool else None
+    best = min(pool, key=accuracy_order) if pool else None
     train = experiment_train_config(suite, experiment, seed)
     epochs = train.backbone_epochs + train.warmup_epochs + train.exit_epochs
     train_images = suite.train_subset or 0
@@ -130,11 +132,13 @@ def _experiment_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _efficiency(
-    suite: Suite, out_dir: Path, runs_by_experiment: dict[str, list[dict[str, Any]]]
+    suite: Suite,
+    out_dir: Path,
+    runs_by_experiment: dict[str, list[dict[str, Any]]],
+    studies: dict[str, optuna.Study],
 ) -> dict[str, Any]:
     settings = dict(suite.efficiency)
-    name = settings.get("experiment", suite.experiments[0].name)
-    experiment = next((e for e in suite.experiments if e.name == name), None)
+    name = suite.main_experiment
     overheads = [
         r["overhead_median"] for runs in runs_by_experiment.values() for r in runs if r["trained"]
     ]
@@ -153,9 +157,9 @@ def _efficiency(
     }
     runs = runs_by_experiment.get(name, [])
     target = next((r for r in runs if r["best"] is not None and r["best"]["admissible"]), None)
-    if experiment is None or target is None:
+    if target is None:
         return record
-    study = _load(suite, experiment, target["seed"], out_dir)
+    study = studies[target["study"]]
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == target["best"]["trial"])
     store = optuna.artifacts.FileSystemArtifactStore(str(out_dir / ARTIFACTS_DIR))
     deployed = load_eenn(trial, artifact_store=store)
@@ -187,8 +191,7 @@ def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> d
     folder = out_dir / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     figures: dict[str, str] = {}
-    main_name = suite.efficiency.get("experiment", suite.experiments[0].name)
-    main = studies.get(study_name(suite.experiment(main_name), suite.seeds[0]))
+    main = studies.get(study_name(suite.experiment(suite.main_experiment), suite.seeds[0]))
     if main is not None:
         for key, path in save_figures(
             main, folder, image_format="png", include_plotlyjs="cdn"
@@ -197,8 +200,8 @@ def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> d
     searches = {
         name: study
         for name, study in studies.items()
-        if study.user_attrs.get("nachos_settings", {}).get("kind") == "search"
-        and study.user_attrs.get("nachos_settings", {}).get("constrained", True)
+        if study_settings(study).get("kind") == "search"
+        and study_settings(study).get("constrained", True)
     }
     if searches:
         figure = plot_hypervolume_history(searches)
@@ -263,7 +266,7 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
             }
             for e in suite.experiments
         ],
-        "efficiency": _efficiency(suite, out_dir, runs_by_experiment),
+        "efficiency": _efficiency(suite, out_dir, runs_by_experiment, studies),
         "figures": _figures(suite, out_dir, studies) if figures else {},
     }
     (out_dir / RESULTS_FILE).write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
