@@ -94,6 +94,18 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train on this many images only (quick searches)",
     )
     parser.add_argument("--calibration", choices=("search", "nachos"), default="search")
+    parser.add_argument(
+        "--supernet",
+        default=None,
+        help="folder of a trained supernet (optuna-nachos supernet train): candidates inherit "
+        "its weights and train only their exits",
+    )
+    parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=0,
+        help="seed of the validation split (the supernet's own, when one is used)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default auto)")
     parser.add_argument(
@@ -193,7 +205,13 @@ def run_search_command(args: argparse.Namespace) -> int:
 
         callbacks.append(dashboard_callback())
     train_config = TrainConfig(seed=args.seed, progress=False, **overrides)
-    space = get_space(args.space, min_exits=args.min_exits)
+    space_settings = {"min_exits": args.min_exits}
+    if args.supernet is not None:
+        from optuna_nachos.supernet import read_metadata
+
+        # A supernet serves one input resolution: the search uses it.
+        space_settings["resolutions"] = (int(read_metadata(args.supernet)["resolution"]),)
+    space = get_space(args.space, **space_settings)
     storage = _open(args)
     objective = NachosObjective(
         dataset=args.dataset,
@@ -207,6 +225,8 @@ def run_search_command(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         train_subset=args.train_subset,
         artifact_store=_artifact_store(args.artifacts),
+        supernet=args.supernet,
+        data_seed=args.data_seed,
     )
     sampler_kwargs = {}
     if args.sampler == "nachos":

@@ -16,12 +16,14 @@ from optuna_nachos._version import __version__
 from optuna_nachos.cli._benchmark import add_benchmark_parser
 from optuna_nachos.cli._commands import add_best_parser, add_export_parser, add_search_parser
 from optuna_nachos.cli._format import CommandError
+from optuna_nachos.cli._supernet import add_supernet_parser
 from optuna_nachos.cli._view import add_dashboard_parser, add_report_parser
 
 PROG = "optuna-nachos"
 
 #: Functions that add one subcommand each to the ``subparsers`` object, in ``--help`` order.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_supernet_parser,
     add_search_parser,
     add_best_parser,
     add_export_parser,

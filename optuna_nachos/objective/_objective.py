@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,14 @@ from optuna_nachos.study._constraints import (
     MIN_ACCURACY,
     MIN_EXITS,
 )
-from optuna_nachos.train import TrainConfig, TrainingDivergedError, calibrate_and_evaluate, fit
+from optuna_nachos.supernet import Supernet, SupernetError, load_supernet
+from optuna_nachos.train import (
+    TrainConfig,
+    TrainingDivergedError,
+    calibrate_and_evaluate,
+    fit,
+    fit_exits,
+)
 
 _logger = get_logger()
 
@@ -62,6 +70,13 @@ def smallest_average_macs(space: MobileNetV3Space, *, num_classes: int, in_chann
     if cheapest is None:
         raise ValueError("the space has no configuration with an early exit.")
     return int(cheapest)
+
+
+def _describe(values: dict[str, Any]) -> str:
+    return (
+        f"{values['dataset']} ({values['num_classes']} classes, {values['in_channels']} "
+        f"channel(s), {values['resolution']}x{values['resolution']})"
+    )
 
 
 FAIL_REASON_ATTR = "fail_reason"
@@ -105,6 +120,16 @@ class NachosObjective:
         artifact_store: An Optuna artifact store; the trained network of every trained trial
             is uploaded there.
         cost_convention: ``"nachos"`` (count the heads of passed exits) or ``"reference"``.
+        supernet: A trained :class:`~optuna_nachos.supernet.Supernet` or its folder. Every
+            candidate then inherits the supernet's backbone and exit-head weights, its
+            BatchNorm statistics are recalibrated, and only phase B (the exit heads, on the
+            frozen backbone's outputs computed once) is trained; ``train_config``'s
+            ``backbone_epochs`` is not used. The supernet must have been trained for the
+            same dataset, classes, channels and resolution.
+        recalibration_batches: Training batches of the BatchNorm recalibration of inherited
+            candidates; the supernet's own setting when ``None``.
+        finetune_epochs: Optional epochs of phase A on an inherited backbone before phase B
+            (default none).
     """
 
     def __init__(
@@ -124,6 +149,9 @@ class NachosObjective:
         device: str | None = None,
         artifact_store: Any = None,
         cost_convention: str = "nachos",
+        supernet: Supernet | str | os.PathLike[str] | None = None,
+        recalibration_batches: int | None = None,
+        finetune_epochs: int = 0,
     ) -> None:
         if not max_avg_macs > 0:
             raise ValueError(f"max_avg_macs must be positive, got {max_avg_macs}.")
@@ -159,6 +187,28 @@ class NachosObjective:
                 train_subset=train_subset,
             )
         self.data = dataset
+        self.data_seed = data_seed
+        if (
+            isinstance(finetune_epochs, bool)
+            or not isinstance(finetune_epochs, int)
+            or (finetune_epochs < 0)
+        ):
+            raise ValueError(f"finetune_epochs must be an integer >= 0, got {finetune_epochs!r}.")
+        self.finetune_epochs = finetune_epochs
+        self.supernet = self._load_supernet(supernet) if supernet is not None else None
+        if recalibration_batches is None and self.supernet is not None:
+            recalibration_batches = int(
+                self.supernet.metadata.get("settings", {}).get("recalibration_batches", 20)
+            )
+        if recalibration_batches is not None and (
+            isinstance(recalibration_batches, bool)
+            or not isinstance(recalibration_batches, int)
+            or recalibration_batches < 0
+        ):
+            raise ValueError(
+                f"recalibration_batches must be an integer >= 0, got {recalibration_batches!r}."
+            )
+        self.recalibration_batches = recalibration_batches
         floor = smallest_average_macs(
             self.space, num_classes=dataset.num_classes, in_channels=dataset.in_channels
         )
@@ -168,9 +218,61 @@ class NachosObjective:
                 f"space ({floor:,} MACs at its first exit); raise the budget."
             )
 
+    def _load_supernet(self, supernet: Supernet | str | os.PathLike[str]) -> Supernet:
+        if not isinstance(supernet, Supernet):
+            supernet = load_supernet(supernet)
+        data = self.data
+        metadata = supernet.metadata
+        wanted = {
+            "dataset": data.name,
+            "num_classes": data.num_classes,
+            "in_channels": data.in_channels,
+            "resolution": data.resolution,
+        }
+        have = {
+            "dataset": metadata.get("dataset", data.name),
+            "num_classes": supernet.num_classes,
+            "in_channels": supernet.in_channels,
+            "resolution": supernet.resolution,
+        }
+        if have != wanted:
+            where = supernet.source or "the supernet"
+            raise SupernetError(
+                f"{where} was trained for {_describe(have)}, but this search uses "
+                f"{_describe(wanted)}; train a supernet for this data with "
+                f"`optuna-nachos supernet train`."
+            )
+        recorded_seed = metadata.get("data_seed")
+        if recorded_seed is not None and recorded_seed != self.data_seed:
+            raise SupernetError(
+                f"{supernet.source or 'the supernet'} was trained with data seed {recorded_seed}, "
+                f"this search splits its validation set with data seed {self.data_seed}: the "
+                f"supernet has trained on this search's validation images; use data seed "
+                f"{recorded_seed}."
+            )
+        for resolution in self.space.resolutions:
+            if resolution != supernet.resolution:
+                raise SupernetError(
+                    f"the space searches resolution {resolution}, the supernet serves only "
+                    f"{supernet.resolution}."
+                )
+        device = self.train_config.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return supernet.to(device).eval()
+
     def settings(self) -> dict[str, Any]:
         """The search settings as plain JSON values (recorded on the study)."""
+        supernet = None
+        if self.supernet is not None:
+            supernet = {
+                "path": self.supernet.source,
+                "weights_sha256": self.supernet.weights_sha256,
+                "recalibration_batches": self.recalibration_batches,
+                "finetune_epochs": self.finetune_epochs,
+            }
         return {
+            "supernet": supernet,
             "dataset": self.data.name,
             "max_avg_macs": self.max_avg_macs,
             "min_accuracy": self.min_accuracy,
@@ -260,22 +362,25 @@ class NachosObjective:
         static: dict[str, float],
         started: float,
     ) -> tuple[float, float]:
-        # The initial weights come from the training seed, not from the process's RNG state,
-        # so that a trial gives the same network whatever ran before it.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.train_config.seed)
-            model = build_eenn(
-                config, num_classes=self.data.num_classes, in_channels=self.data.in_channels
-            )
         exit_costs = [float(m) for m in profile.exit_macs]
         train_started = time.perf_counter()
-        result = fit(
-            model,
-            self.data,
-            config=self.train_config,
-            exit_costs=exit_costs,
-            max_avg_macs=self.max_avg_macs,
-        )
+        if self.supernet is not None:
+            result = self._inherit_and_fit(config, exit_costs)
+        else:
+            # The initial weights come from the training seed, not from the process's RNG
+            # state, so that a trial gives the same network whatever ran before it.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.train_config.seed)
+                model = build_eenn(
+                    config, num_classes=self.data.num_classes, in_channels=self.data.in_channels
+                )
+            result = fit(
+                model,
+                self.data,
+                config=self.train_config,
+                exit_costs=exit_costs,
+                max_avg_macs=self.max_avg_macs,
+            )
         calibration_started = time.perf_counter()
         evaluation = calibrate_and_evaluate(
             result.model,
@@ -321,6 +426,34 @@ class NachosObjective:
         if self.artifact_store is not None:
             self._upload(trial, result.model, metrics, profile)
         return accuracy, avg_macs
+
+    def _inherit_and_fit(self, config: EENNConfig, exit_costs: list[float]) -> Any:
+        """Inherit the candidate from the supernet, recalibrate, then train its exits."""
+        assert self.supernet is not None
+        model = self.supernet.extract(
+            config,
+            calibration_data=self.data,
+            batches=self.recalibration_batches or 0,
+            seed=self.train_config.seed,
+        )
+        if self.finetune_epochs:
+            fit(
+                model,
+                self.data,
+                config=dataclasses.replace(
+                    self.train_config,
+                    backbone_epochs=self.finetune_epochs,
+                    warmup_epochs=0,
+                    exit_epochs=0,
+                ),
+            )
+        return fit_exits(
+            model,
+            self.data,
+            config=self.train_config,
+            exit_costs=exit_costs,
+            max_avg_macs=self.max_avg_macs,
+        )
 
     def _upload(self, trial: optuna.Trial, model: Any, metrics: dict, profile: Any) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,6 +7,7 @@ split; :func:`calibrate_thresholds` chooses the exit thresholds on cached output
 chooses on the validation split and reports on the test split.
 """
 
+from optuna_nachos.train._cached import CachedFeatureHeads, cache_backbone_outputs, fit_exits
 from optuna_nachos.train._calibration import (
     CALIBRATION_METHODS,
     NACHOS_GRID,
@@ -38,6 +39,9 @@ from optuna_nachos.train._support import balanced_support_indices, class_exit_ac
 from optuna_nachos.train._trainer import PHASES, EpochRecord, FitResult, fit
 
 __all__ = [
+    "CachedFeatureHeads",
+    "cache_backbone_outputs",
+    "fit_exits",
     "CALIBRATION_METHODS",
     "NACHOS_GRID",
     "PHASES",

@@ -1,0 +1,125 @@
+"""Supernet training: folder contents, metadata, exact resume, settings."""
+
+import json
+
+import pytest
+import torch
+
+from optuna_nachos.supernet import (
+    CHECKPOINT_FILE,
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    SupernetError,
+    SupernetSettings,
+    load_supernet,
+    train_supernet,
+)
+
+from .conftest import tiny_settings
+
+
+def test_folder_holds_weights_metadata_and_checkpoint(trained, digits16):
+    folder = trained.folder
+    assert {p.name for p in folder.iterdir()} >= {WEIGHTS_FILE, METADATA_FILE, CHECKPOINT_FILE}
+    state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+    assert any(key.startswith("backbone.") for key in state)
+    assert any(key.startswith("heads.") for key in state)
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    assert meta["dataset"] == digits16.name
+    assert (meta["num_classes"], meta["in_channels"], meta["resolution"]) == (10, 1, 16)
+    assert meta["mean"] == list(digits16.mean) and meta["std"] == list(digits16.std)
+    assert meta["complete"] and meta["epochs_done"] == 2
+    assert meta["space"]["kernel_sizes"] == [3, 5, 7]
+    assert meta["versions"]["ofa"] != "not installed"
+    assert len(meta["history"]) == 2
+    for record in meta["history"]:
+        for name in ("largest", "smallest"):
+            scores = record["val"][name]
+            assert 0.0 <= scores["final_accuracy"] <= 1.0
+            assert len(scores["exit_accuracies"]) == 5
+        assert record["losses"]["largest"] > 0
+
+
+def test_training_learns(trained):
+    history = trained.supernet.metadata["history"]
+    for name in ("largest", "smallest", "heads"):
+        assert history[-1]["losses"][name] < history[0]["losses"][name], name
+
+
+def test_load_round_trip(trained):
+    loaded = load_supernet(trained.folder)
+    original = trained.supernet.state_dict()
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, original[key].cpu()), key
+    assert loaded.weights_sha256 == trained.supernet.weights_sha256
+    assert len(loaded.weights_sha256) == 64
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_weights(tmp_path, digits16, trained):
+    killed = tmp_path / "killed"
+    settings = tiny_settings(epochs=2)
+
+    class Kill(Exception):
+        pass
+
+    import optuna_nachos.supernet._train as train_module
+
+    original = train_module.subnet_accuracies
+    calls = {"n": 0}
+
+    def scores_then_kill(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second epoch's evaluation: die before its checkpoint
+            raise Kill
+        return original(*args, **kwargs)
+
+    train_module.subnet_accuracies = scores_then_kill
+    try:
+        with pytest.raises(Kill):
+            train_supernet(digits16, killed, settings=settings, metadata={"data_seed": 0})
+    finally:
+        train_module.subnet_accuracies = original
+    assert not (killed / WEIGHTS_FILE).exists()
+    with pytest.raises(SupernetError, match="has not finished"):
+        load_supernet(killed)
+    resumed = train_supernet(digits16, killed, settings=settings, metadata={"data_seed": 0})
+    reference = trained.supernet.state_dict()
+    for key, value in resumed.state_dict().items():
+        assert torch.equal(value.cpu(), reference[key].cpu()), key
+    assert [r["epoch"] for r in resumed.metadata["history"]] == [1, 2]
+
+
+def test_resume_with_other_settings_is_refused(trained, digits16):
+    with pytest.raises(SupernetError, match="other settings"):
+        train_supernet(digits16, trained.folder, settings=tiny_settings(lr=0.1))
+
+
+def test_not_a_supernet_folder(tmp_path):
+    with pytest.raises(SupernetError, match="not a supernet folder"):
+        load_supernet(tmp_path / "missing")
+    (tmp_path / METADATA_FILE).write_text("{not json")
+    with pytest.raises(SupernetError, match="not valid JSON"):
+        load_supernet(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("epochs", 0, "epochs must be an integer >= 1"),
+        ("lr", -1.0, "lr must be finite"),
+        ("momentum", 1.0, "momentum must lie"),
+        ("random_subnets", -1, "random_subnets must be"),
+        ("exit_heads", ("nope",), "unknown exit heads"),
+        ("exit_heads", (), "non-empty"),
+    ],
+)
+def test_settings_are_validated(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        SupernetSettings(**{name: value})
+
+
+def test_settings_round_trip():
+    settings = SupernetSettings(epochs=3, exit_heads=("nachos", "pool_linear"))
+    assert SupernetSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    with pytest.raises(ValueError, match="unknown SupernetSettings keys"):
+        SupernetSettings.from_dict({"epoch": 3})
