@@ -6,10 +6,10 @@ import argparse
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from optuna.trial import FrozenTrial
-
-from optuna_nachos.results import front_rows
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 _SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -72,6 +72,8 @@ def _numbers(values: Sequence[float] | None, fmt: str) -> str:
 
 def format_front(trials: Sequence[FrozenTrial], *, as_json: bool = False) -> str:
     """The admissible front as a text table, or JSON."""
+    from optuna_nachos.results import front_rows  # imports torch: only when printing
+
     rows = front_rows(trials)
     if as_json:
         return json.dumps(rows, indent=2)
