@@ -6,7 +6,7 @@ import pytest
 
 from optuna_nachos.benchmark import EXPERIMENT_KINDS, SuiteError, load_suite
 
-SUITES = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+SUITES = Path(__file__).resolve().parents[2] / "optuna_nachos" / "benchmark" / "suites"
 
 MINIMAL = """
 description = "tiny"
