@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import tempfile
 import time
@@ -46,7 +47,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", default="auto", help="the command's --threads (default: auto, its default)"
     )
+    parser.add_argument(
+        "--search-args",
+        default=None,
+        help="other search arguments to time instead of the README's, as one string",
+    )
     args = parser.parse_args()
+    search_args = README_ARGS if args.search_args is None else shlex.split(args.search_args)
 
     from optuna_nachos.cli import main as cli_main
     from optuna_nachos.results import admissible_trials, hypervolume
@@ -57,7 +64,7 @@ def main() -> None:
         try:
             load_before = os.getloadavg()
             started = time.perf_counter()
-            code = cli_main([*README_ARGS, "--no-progress", "--threads", args.threads])
+            code = cli_main([*search_args, "--no-progress", "--threads", args.threads])
             wall = time.perf_counter() - started
             load_after = os.getloadavg()
             study = optuna.load_study(study_name="nachos", storage="sqlite:///nachos.db")
@@ -94,7 +101,7 @@ def main() -> None:
     ]
     fractions = [o["outside_fraction"] for o in overhead]
     result = {
-        "command": "optuna-nachos " + " ".join(README_ARGS),
+        "command": "optuna-nachos " + " ".join(search_args),
         "threads_setting": args.threads,
         "exit_code": code,
         "wall_seconds": wall,

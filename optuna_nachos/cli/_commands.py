@@ -181,8 +181,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=parse_threads,
         default=AUTO,
-        help="torch CPU threads; auto takes the cores idle at the start (the CPUs less the "
-        "load average; one on a busy machine, where torch's default is several times slower)",
+        help="torch CPU threads, or auto: the cores idle at the start (CPUs less the load "
+        "average), so one on a busy machine, where more threads would wait for each other",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
