@@ -9,7 +9,11 @@ study back and reports:
   storage writes, the artifact upload and the sampler's work for the next trial are all in it;
 * the admissible Pareto front it found.
 
-Usage: ``python benchmarks/bench_search.py [--out benchmarks/results/search_digits.json]``.
+The thread count is the command's own default (``--threads auto``) unless ``--threads`` is
+given; the record keeps the thread count used, and the one-minute load average before and after
+the run (the other work on the machine).
+
+Usage: ``python benchmarks/bench_search.py [--threads auto|N] [--out FILE.json]``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import tempfile
 import time
@@ -27,10 +32,10 @@ import optuna
 import torch
 
 README_ARGS = [
-    "search", "--dataset", "digits", "--n-trials", "12", "--sampler", "motpe",
-    "--max-avg-macs", "2.7M", "--min-accuracy", "0.65", "--backbone-epochs", "6",
-    "--warmup-epochs", "2", "--exit-epochs", "2", "--batch-size", "64",
-    "--storage", "sqlite:///nachos.db",
+    "search", "--dataset", "digits", "--resolution", "16", "--n-trials", "12",
+    "--sampler", "motpe", "--max-avg-macs", "1.5M", "--min-accuracy", "0.65",
+    "--backbone-epochs", "6", "--warmup-epochs", "2", "--exit-epochs", "2",
+    "--batch-size", "64", "--storage", "sqlite:///nachos.db",
 ]  # fmt: skip
 
 
@@ -39,7 +44,16 @@ def main() -> None:
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "search_digits.json")
     )
+    parser.add_argument(
+        "--threads", default="auto", help="the command's --threads (default: auto, its default)"
+    )
+    parser.add_argument(
+        "--search-args",
+        default=None,
+        help="other search arguments to time instead of the README's, as one string",
+    )
     args = parser.parse_args()
+    search_args = README_ARGS if args.search_args is None else shlex.split(args.search_args)
 
     from optuna_nachos.cli import main as cli_main
     from optuna_nachos.results import admissible_trials, hypervolume
@@ -48,9 +62,11 @@ def main() -> None:
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
+            load_before = os.getloadavg()
             started = time.perf_counter()
-            code = cli_main([*README_ARGS, "--no-progress"])
+            code = cli_main([*search_args, "--no-progress", "--threads", args.threads])
             wall = time.perf_counter() - started
+            load_after = os.getloadavg()
             study = optuna.load_study(study_name="nachos", storage="sqlite:///nachos.db")
         finally:
             os.chdir(cwd)
@@ -85,7 +101,8 @@ def main() -> None:
     ]
     fractions = [o["outside_fraction"] for o in overhead]
     result = {
-        "command": "optuna-nachos " + " ".join(README_ARGS),
+        "command": "optuna-nachos " + " ".join(search_args),
+        "threads_setting": args.threads,
         "exit_code": code,
         "wall_seconds": wall,
         "trials": len(study.trials),
@@ -102,7 +119,8 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
-            "load_average": os.getloadavg(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
         },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

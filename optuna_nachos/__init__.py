@@ -5,26 +5,103 @@ The public names most users need are here; the subpackages hold the rest:
 :mod:`~optuna_nachos.data`, :mod:`~optuna_nachos.train`, :mod:`~optuna_nachos.space`,
 :mod:`~optuna_nachos.objective`, :mod:`~optuna_nachos.study`, :mod:`~optuna_nachos.samplers`,
 :mod:`~optuna_nachos.results` and :mod:`~optuna_nachos.visualization` (plotly figures).
+
+The names are imported on first use (PEP 562), so that ``import optuna_nachos`` and the
+``optuna-nachos`` command's ``--help`` do not pay for importing PyTorch and Optuna.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from optuna_nachos._version import __version__
-from optuna_nachos.config import ConfigError, EENNConfig
-from optuna_nachos.cost import average_macs, cost_profile, exit_macs, peak_macs
-from optuna_nachos.models import EarlyExitNetwork, attach_exits, build_eenn
-from optuna_nachos.objective import NachosObjective
-from optuna_nachos.results import (
-    DeployedEENN,
-    admissible_trials,
-    export_eenn,
-    high_tradeoff_trials,
-    hypervolume,
-    load_eenn,
-    save_eenn,
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from optuna_nachos.config import ConfigError, EENNConfig
+    from optuna_nachos.cost import average_macs, cost_profile, exit_macs, peak_macs
+    from optuna_nachos.models import EarlyExitNetwork, attach_exits, build_eenn
+    from optuna_nachos.objective import NachosObjective
+    from optuna_nachos.results import (
+        DeployedEENN,
+        admissible_trials,
+        export_eenn,
+        high_tradeoff_trials,
+        hypervolume,
+        load_eenn,
+        save_eenn,
+    )
+    from optuna_nachos.samplers import NachosSampler
+    from optuna_nachos.space import MobileNetV3Space, config_from_params, suggest_eenn
+    from optuna_nachos.study import constraint_values, create_sampler, create_study, run_search
+    from optuna_nachos.train import TrainConfig
+
+#: The subpackage each public name comes from.
+_LAZY_NAMES: dict[str, str] = {
+    "ConfigError": "config",
+    "EENNConfig": "config",
+    "average_macs": "cost",
+    "cost_profile": "cost",
+    "exit_macs": "cost",
+    "peak_macs": "cost",
+    "EarlyExitNetwork": "models",
+    "attach_exits": "models",
+    "build_eenn": "models",
+    "NachosObjective": "objective",
+    "DeployedEENN": "results",
+    "admissible_trials": "results",
+    "export_eenn": "results",
+    "high_tradeoff_trials": "results",
+    "hypervolume": "results",
+    "load_eenn": "results",
+    "save_eenn": "results",
+    "NachosSampler": "samplers",
+    "MobileNetV3Space": "space",
+    "config_from_params": "space",
+    "suggest_eenn": "space",
+    "constraint_values": "study",
+    "create_sampler": "study",
+    "create_study": "study",
+    "run_search": "study",
+    "TrainConfig": "train",
+}
+
+#: Subpackages reachable as attributes (``optuna_nachos.data``) without importing them first.
+_SUBPACKAGES = frozenset(
+    {
+        "benchmark",
+        "config",
+        "cost",
+        "dashboard",
+        "data",
+        "models",
+        "objective",
+        "report",
+        "results",
+        "samplers",
+        "space",
+        "study",
+        "train",
+        "visualization",
+    }
 )
-from optuna_nachos.samplers import NachosSampler
-from optuna_nachos.space import MobileNetV3Space, config_from_params, suggest_eenn
-from optuna_nachos.study import constraint_values, create_sampler, create_study, run_search
-from optuna_nachos.train import TrainConfig
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its subpackage on first access (PEP 562)."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    subpackage = _LAZY_NAMES.get(name)
+    if subpackage is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{subpackage}"), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_NAMES, *_SUBPACKAGES})
+
 
 __all__ = [
     "ConfigError",

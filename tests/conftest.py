@@ -21,6 +21,16 @@ def _single_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _image_export_retried() -> Iterator[None]:
+    """Forget an image-export failure after each test: a process tries kaleido only until it
+    fails once, and a test that makes it fail must not turn images off for the next ones."""
+    yield
+    from optuna_nachos.visualization import _save
+
+    _save._image_export_problem = None
+
+
 @dataclass(frozen=True)
 class DigitsStudy:
     """A small real search on the bundled digits, shared by the tests that only read it."""

@@ -1,10 +1,10 @@
 """The reproducible benchmark suite: suites in TOML files, a resumable runner, results.
 
-A suite (``benchmarks/suites/<name>.toml``) lists experiments (searches, retrainings of the
-found architectures with a variant, hand-designed baselines), each run for every seed into a
-study of ``<out>/<part>.db``. :func:`run_parts` runs or resumes parts; :func:`summarize` writes
-``results.json`` (with the environment), ``results.md`` and the figures; :func:`check_results`
-checks that output.
+A suite (a TOML file; ``smoke``, ``cpu`` and ``paper`` ship with the package) lists
+experiments (searches, retrainings of the found architectures with a variant, hand-designed
+baselines), each run for every seed into a study of ``<out>/<part>.db``. :func:`run_parts`
+runs or resumes parts; :func:`summarize` writes ``results.json`` (with the environment),
+``results.md`` and the figures; :func:`check_results` checks that output.
 """
 
 from optuna_nachos.benchmark._check import check_results

@@ -133,6 +133,33 @@ def _environment(record: dict[str, Any]) -> list[str]:
     ]
 
 
+_KEEP_TEXT = {
+    "all": "the weights of every trained network",
+    "best": "the weights of the best network of every run only (the rows above)",
+    "timed": "the weights of the network timed above only",
+}
+
+
+def _stored(record: dict[str, Any]) -> list[str]:
+    """What the output folder holds, and why (``keep_networks`` of the suite)."""
+    networks = record.get("networks")
+    if not networks:
+        return []
+    kept = ", ".join(networks["kept"]) or "none"
+    removed = networks["removed"]
+    return [
+        "",
+        "## What is stored",
+        "",
+        "The folder holds the studies (`<part>.db`: every trial's configuration, metrics and "
+        "constraints), `results.json`, this page and `figures/`, and under `artifacts/` "
+        f"{_KEEP_TEXT[networks['keep']]}: {kept} ({networks['bytes'] / 1e6:.1f} MB; "
+        f'`keep_networks = "{networks["keep"]}"`'
+        + (f", {removed} other networks' weights removed" if removed else "")
+        + "). A network is about 10 MB; the studies are enough to retrain any of them.",
+    ]
+
+
 def results_markdown(record: dict[str, Any]) -> str:
     """The Markdown summary of a suite's result record (``results.json``)."""
     suite = record["suite"]
@@ -169,5 +196,6 @@ def results_markdown(record: dict[str, Any]) -> str:
     if pngs:
         lines += ["", "## Figures", ""]
         lines += [f"![{name}]({path})" for name, path in pngs.items()]
+    lines += _stored(record)
     lines += ["", "## Environment", "", *_environment(record), ""]
     return "\n".join(lines)

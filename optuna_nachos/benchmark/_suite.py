@@ -17,7 +17,14 @@ EXPERIMENT_KINDS = ("search", "retrain", "single_exit", "fixed")
 or calibration; the best single-exit networks of the space within the budget; or given
 architectures trained as they are (hand-designed baselines)."""
 
-DEFAULT_SUITES_DIR = Path("benchmarks") / "suites"
+KEEP_NETWORKS = ("all", "best", "timed")
+"""What a suite keeps of the trained networks' weights (about 10 MB each) after the summary:
+every one; the best network of every run (the rows of the per-run table); or only the network
+timed for the efficiency table."""
+
+DEFAULT_SUITES_DIR = Path(__file__).resolve().parent / "suites"
+"""The suites shipped with the package (``smoke``, ``cpu``, ``paper``): package data, so a suite
+name works from any folder."""
 
 
 class SuiteError(ValueError):
@@ -92,6 +99,9 @@ class Suite:
         differences: What differs from the reference set-up, for every table.
         efficiency: Settings of the efficiency measurements (``experiment``: whose network
             is timed; ``batch_sizes``; ``repeats``).
+        keep_networks: Which trained networks keep their weights in the output folder once
+            the results are summarized (see :data:`KEEP_NETWORKS`); the studies keep every
+            trial's record, configuration and metrics either way.
         path: The file it was read from.
     """
 
@@ -111,6 +121,7 @@ class Suite:
     reference: Mapping[str, Any] = field(default_factory=dict)
     differences: tuple[str, ...] = ()
     efficiency: Mapping[str, Any] = field(default_factory=dict)
+    keep_networks: str = "all"
     path: Path | None = None
 
     @property
@@ -133,7 +144,8 @@ class Suite:
 
 
 def resolve_suite_path(suite: str | Path, *, suites_dir: str | Path | None = None) -> Path:
-    """The file of a suite given by name (``smoke`` -> ``benchmarks/suites/smoke.toml``) or path."""
+    """The file of a suite given by name (``smoke``: the packaged ``smoke.toml``, or
+    ``<suites_dir>/smoke.toml``) or by path."""
     candidate = Path(suite)
     if candidate.suffix == ".toml" or candidate.is_file():
         if not candidate.is_file():
@@ -145,7 +157,7 @@ def resolve_suite_path(suite: str | Path, *, suites_dir: str | Path | None = Non
         known = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
         raise SuiteError(
             f"no suite {suite!r} in {folder}/ (suites there: {', '.join(known) or 'none'}); "
-            "run from the repository root, pass --suites-dir, or give the path of a .toml file."
+            "pass --suites-dir or the path of a .toml file."
         )
     return path
 
@@ -236,8 +248,8 @@ def load_suite(
 
     Args:
         suite: A suite name (looked up as ``<suites_dir>/<name>.toml``) or a path.
-        suites_dir: Folder of the suites; ``benchmarks/suites`` of the current directory by
-            default.
+        suites_dir: Folder of the suites; by default the suites shipped with the package
+            (:data:`DEFAULT_SUITES_DIR`), whatever the current directory.
         variants: Names of the variants to apply.
 
     Raises:
@@ -281,6 +293,11 @@ def load_suite(
         TrainConfig(**raw.get("train", {}))
     except (TypeError, ValueError) as error:
         raise SuiteError(f"{path}: invalid [train] settings: {error}") from None
+    if raw.get("keep_networks", "all") not in KEEP_NETWORKS:
+        raise SuiteError(
+            f"{path}: keep_networks must be one of {', '.join(KEEP_NETWORKS)}, "
+            f"got {raw['keep_networks']!r}."
+        )
     return Suite(
         name="+".join([path.stem, *variants]),
         experiments=parsed,

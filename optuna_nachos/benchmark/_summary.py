@@ -31,6 +31,7 @@ from optuna_nachos.benchmark._suite import Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.data import load_dataset
 from optuna_nachos.results import hypervolume, load_eenn
+from optuna_nachos.results._export import ARTIFACT_ATTR
 from optuna_nachos.study import study_settings
 
 _logger = get_logger()
@@ -72,7 +73,7 @@ def _median(values: list[float | None]) -> float | None:
 
 
 def _run_summary(
-    suite: Suite, experiment: Experiment, seed: int, study: optuna.Study
+    suite: Suite, experiment: Experiment, seed: int, study: optuna.Study, train_images: int
 ) -> dict[str, Any]:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
@@ -82,7 +83,6 @@ def _run_summary(
     best = min(pool, key=accuracy_order) if pool else None
     train = experiment_train_config(suite, experiment, seed)
     epochs = train.backbone_epochs + train.warmup_epochs + train.exit_epochs
-    train_images = suite.train_subset or 0
     return {
         "seed": seed,
         "study": study.study_name,
@@ -101,9 +101,7 @@ def _run_summary(
                 training_images_per_second(t, train_images=train_images, epochs=epochs)
                 for t in trained
             ]
-        )
-        if train_images
-        else None,
+        ),
         "front": [_trial_row(t, suite) for t in sorted(admissible, key=lambda t: t.values[1])],
     }
 
@@ -162,7 +160,15 @@ def _efficiency(
     study = studies[target["study"]]
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == target["best"]["trial"])
     store = optuna.artifacts.FileSystemArtifactStore(str(out_dir / ARTIFACTS_DIR))
-    deployed = load_eenn(trial, artifact_store=store)
+    try:
+        deployed = load_eenn(trial, artifact_store=store)
+    except FileNotFoundError:  # its weights were removed by an earlier keep_networks
+        _logger.warning(
+            "Inference not timed: the weights of %s trial %d are not stored (keep_networks).",
+            target["study"],
+            trial.number,
+        )
+        return record
     data = load_dataset(
         suite.dataset, resolution=suite.resolution, seed=0, train_subset=suite.train_subset
     )
@@ -187,6 +193,7 @@ def _efficiency(
 
 def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> dict[str, str]:
     from optuna_nachos.visualization import plot_hypervolume_history, save_figures
+    from optuna_nachos.visualization._save import write_images
 
     folder = out_dir / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -211,12 +218,10 @@ def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> d
         html = folder / "samplers_hypervolume.html"
         figure.write_html(html, include_plotlyjs="cdn")
         figures["samplers_hypervolume_html"] = str(html.relative_to(out_dir))
-        try:
-            png = folder / "samplers_hypervolume.png"
-            figure.write_image(png, width=1000, height=560)
-            figures["samplers_hypervolume"] = str(png.relative_to(out_dir))
-        except Exception as error:  # kaleido or Chrome missing: keep the HTML
-            _logger.warning("PNG export skipped (%s).", error)
+        png = folder / "samplers_hypervolume.png"
+        name = "samplers_hypervolume"
+        if write_images({name: figure}, {name: png}, sizes={name: (1000, 560)}, scale=1.0):
+            figures[name] = str(png.relative_to(out_dir))
     return figures
 
 
@@ -228,6 +233,7 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
         The result record written to ``results.json``.
     """
     out_dir = Path(out_dir)
+    train_images = _train_images(suite)
     runs_by_experiment: dict[str, list[dict[str, Any]]] = {}
     studies: dict[str, optuna.Study] = {}
     for experiment in suite.experiments:
@@ -237,7 +243,7 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
             if study is None:
                 continue
             studies[study.study_name] = study
-            runs.append(_run_summary(suite, experiment, seed, study))
+            runs.append(_run_summary(suite, experiment, seed, study, train_images))
         runs_by_experiment[experiment.name] = runs
     parts = part_records(out_dir)
     for part, entry in parts.items():
@@ -269,11 +275,60 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
         "efficiency": _efficiency(suite, out_dir, runs_by_experiment, studies),
         "figures": _figures(suite, out_dir, studies) if figures else {},
     }
+    record["networks"] = _prune_networks(suite, out_dir, studies, record)
     (out_dir / RESULTS_FILE).write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
     from optuna_nachos.benchmark._markdown import results_markdown
 
     (out_dir / MARKDOWN_FILE).write_text(results_markdown(record))
     return record
+
+
+def _train_images(suite: Suite) -> int:
+    """The number of training images of every candidate (the suite's training split)."""
+    data = load_dataset(
+        suite.dataset, resolution=suite.resolution, seed=0, train_subset=suite.train_subset
+    )
+    return len(data.train)
+
+
+def _kept_networks(suite: Suite, record: dict[str, Any]) -> set[tuple[str, int]] | None:
+    """The (study, trial) pairs whose weights ``suite.keep_networks`` keeps; ``None``: all."""
+    if suite.keep_networks == "all":
+        return None
+    if suite.keep_networks == "timed":
+        network = record["efficiency"].get("network")
+        if network is None:
+            return set()
+        experiment = suite.experiment(network["experiment"])
+        return {(study_name(experiment, network["seed"]), network["trial"])}
+    return {
+        (run["study"], run["best"]["trial"])
+        for experiment in record["experiments"]
+        for run in experiment["runs"]
+        if run["best"] is not None
+    }
+
+
+def _prune_networks(
+    suite: Suite, out_dir: Path, studies: dict[str, optuna.Study], record: dict[str, Any]
+) -> dict[str, Any]:
+    """Remove the weights ``suite.keep_networks`` does not keep; say what is stored."""
+    folder = out_dir / ARTIFACTS_DIR
+    keep = _kept_networks(suite, record)
+    kept: list[str] = []
+    removed = 0
+    for name, study in studies.items():
+        for trial in study.get_trials(deepcopy=False):
+            artifact_id = trial.user_attrs.get(ARTIFACT_ATTR)
+            if artifact_id is None or not (folder / artifact_id).is_file():
+                continue
+            if keep is None or (name, trial.number) in keep:
+                kept.append(f"{name}#{trial.number}")
+            else:
+                (folder / artifact_id).unlink()
+                removed += 1
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+    return {"keep": suite.keep_networks, "kept": kept, "removed": removed, "bytes": size}
 
 
 def _suite_record(suite: Suite) -> dict[str, Any]:
@@ -292,4 +347,5 @@ def _suite_record(suite: Suite) -> dict[str, Any]:
         "threads": suite.threads,
         "reference": dict(suite.reference),
         "differences": list(suite.differences),
+        "keep_networks": suite.keep_networks,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from optuna_nachos.cli._format import CommandError, positive_int
+from optuna_nachos.cli._format import CommandError, HelpFormatter, positive_int
 
 
 def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -14,19 +14,25 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run a benchmark suite (smoke, cpu, paper)",
         description="Run or resume the parts of a benchmark suite, then write results.json, "
         "results.md and the figures into --out.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
-        "--suite", required=True, help="suite name (benchmarks/suites/NAME.toml) or a .toml path"
+        "--suite",
+        required=True,
+        help="suite name (smoke, cpu, paper: shipped with the package) or a .toml path",
     )
     parser.add_argument("--out", required=True, help="folder of the studies and results")
     parser.add_argument(
-        "--suites-dir", default=None, help="folder of the suite files (default benchmarks/suites)"
+        "--suites-dir",
+        default=None,
+        help="folder of your own suite files (default: the suites shipped with the package)",
     )
     parser.add_argument(
         "--variant",
         action="append",
         default=[],
-        help="apply a variant of the suite (repeatable, in order), e.g. --variant cifar10-jpeg",
+        help="apply a variant of the suite (repeatable, in order), e.g. --variant cifar10-jpeg "
+        "(default: none)",
     )
     parser.add_argument(
         "--part",
@@ -38,7 +44,8 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         "--timeout",
         type=positive_int,
         default=None,
-        help="seconds after which each part stops starting trials (run again to resume)",
+        help="seconds after which each part stops starting trials; run again to resume "
+        "(default: no limit)",
     )
     parser.add_argument(
         "--summarize-only", action="store_true", help="only summarize what the studies hold"

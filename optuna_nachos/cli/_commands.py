@@ -4,36 +4,61 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 from pathlib import Path
 
 import optuna
 
 from optuna_nachos.cli._format import (
+    OPTUNA_TRIAL_LOGGER,
     CommandError,
+    HelpFormatter,
+    QuietTrialLog,
     format_front,
     non_negative_int,
     parse_fraction,
     parse_macs,
     positive_int,
+    print_trial_summary,
 )
+from optuna_nachos.cli._threads import AUTO, parse_threads, set_threads
 from optuna_nachos.study import DEFAULT_STORAGE, SAMPLER_NAMES
 
 DEFAULT_ARTIFACTS = "nachos_artifacts"
 
 
-def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+#: Training settings the search flags override, with the reference's values (``TrainConfig``).
+TRAIN_DEFAULTS = {"backbone_epochs": 10, "warmup_epochs": 5, "exit_epochs": 5, "batch_size": 128}
+
+STUDY_NAME = "nachos"
+"""The study name of ``search`` when none is given."""
+
+STUDY_NAME_HELP = f"study name (default: {STUDY_NAME!r}, or the storage's only study)"
+"""Help of ``--study-name`` for the commands that read a study."""
+
+
+def resolve_study_name(requested: str | None, names: list[str]) -> str:
+    """The study a reading command opens: the requested one, else ``"nachos"`` when the
+    storage holds it or does not hold exactly one study, else the only study."""
+    if requested is not None:
+        return requested
+    return STUDY_NAME if STUDY_NAME in names or len(names) != 1 else names[0]
+
+
+def _add_storage_arguments(
+    parser: argparse.ArgumentParser, *, study_help: str = STUDY_NAME_HELP
+) -> None:
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; journal:///FILE for a journal file)",
+        help="Optuna storage URL (journal:///FILE for a journal file)",
     )
-    parser.add_argument(
-        "--study-name", default=None, help="study name (default: 'nachos', or the only study)"
-    )
+    parser.add_argument("--study-name", default=None, help=study_help)
     parser.add_argument(
         "--artifacts",
         default=DEFAULT_ARTIFACTS,
-        help=f"folder of the trained networks (default {DEFAULT_ARTIFACTS}/)",
+        help="folder of the trained networks",
     )
 
 
@@ -42,10 +67,17 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         "search",
         help="run the NACHOS search",
         description="Search early-exit networks: maximize accuracy, minimize average MACs, "
-        "under the budget and the accuracy floor.",
+        "under the budget and the accuracy floor. Running it again resumes the study.",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--dataset", required=True, help="dataset name, e.g. digits")
-    parser.add_argument("--data-root", default=None, help="folder of the dataset files")
+    parser.add_argument(
+        "--dataset", required=True, help="dataset name, e.g. digits (bundled, no download)"
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder of the dataset files (default: $NACHOS_DATA, else ./data)",
+    )
     parser.add_argument(
         "--n-trials",
         type=positive_int,
@@ -53,14 +85,24 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="total number of trials the study should reach",
     )
     parser.add_argument(
-        "--timeout", type=float, default=None, help="stop starting trials after this many seconds"
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop starting trials after this many seconds (default: no limit)",
     )
-    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="motpe")
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLER_NAMES,
+        default="motpe",
+        help="search strategy: multi-objective TPE, NSGA-II/III, Gaussian process, random, or "
+        "the NACHOS surrogate-assisted sampler",
+    )
     parser.add_argument(
         "--startup-trials",
         type=non_negative_int,
         default=None,
-        help="random trials before the model-based ones (motpe, gp, nachos; nachos: 100)",
+        help="random trials before the model-based ones, for motpe, gp and nachos (default: "
+        "the sampler's own; nachos: 100)",
     )
     parser.add_argument(
         "--max-avg-macs",
@@ -74,45 +116,86 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="accuracy floor as a fraction, e.g. 0.65",
     )
-    parser.add_argument("--max-peak-macs", type=parse_macs, default=None)
-    parser.add_argument("--max-params", type=positive_int, default=None)
+    parser.add_argument(
+        "--max-peak-macs",
+        type=parse_macs,
+        default=None,
+        help="limit on the MACs of the deepest exit, e.g. 12M (default: none)",
+    )
+    parser.add_argument(
+        "--max-params",
+        type=positive_int,
+        default=None,
+        help="limit on the parameters of the whole network (default: none)",
+    )
     parser.add_argument(
         "--min-exits",
         type=non_negative_int,
         default=1,
-        help="fewest early exits of an admissible network (default 1)",
+        help="fewest early exits of an admissible network",
     )
-    parser.add_argument("--space", choices=("mobilenetv3", "edanas"), default="mobilenetv3")
-    parser.add_argument("--backbone-epochs", type=non_negative_int, default=None)
-    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None)
-    parser.add_argument("--exit-epochs", type=non_negative_int, default=None)
-    parser.add_argument("--batch-size", type=positive_int, default=None)
+    parser.add_argument(
+        "--space",
+        choices=("mobilenetv3", "edanas"),
+        default="mobilenetv3",
+        help="search space: the NACHOS MobileNetV3 space, or EDANAS-style threshold genes",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=positive_int,
+        default=None,
+        help="input resolution in pixels (default: 32, the reference's, or the supernet's; "
+        "digits are 8x8 images, 16 is four times cheaper)",
+    )
+    for flag, what in (
+        ("backbone-epochs", "epochs of the backbone (phase A)"),
+        ("warmup-epochs", "warm-up epochs of the exits (phase B, without the support term)"),
+        ("exit-epochs", "epochs of the exits with the support term (phase B)"),
+        ("batch-size", "training batch size"),
+    ):
+        key = flag.replace("-", "_")
+        parser.add_argument(
+            f"--{flag}",
+            type=positive_int if key == "batch_size" else non_negative_int,
+            default=None,
+            help=f"{what} (default: {TRAIN_DEFAULTS[key]}, the reference's)",
+        )
     parser.add_argument(
         "--train-subset",
         type=positive_int,
         default=None,
-        help="train on this many images only (quick searches)",
+        help="train on this many images only, for quick searches (default: all)",
     )
-    parser.add_argument("--calibration", choices=("search", "nachos"), default="search")
+    parser.add_argument(
+        "--calibration",
+        choices=("search", "nachos"),
+        default="search",
+        help="exit thresholds: per-exit search for the most accurate admissible operating "
+        "point, or the reference's global-then-lower procedure",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and training")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)"
+    )
     parser.add_argument(
         "--supernet",
         default=None,
         help="folder of a trained supernet (optuna-nachos supernet train): candidates inherit "
-        "its weights and train only their exits",
+        "its weights and train only their exits; the search takes its resolution (default: "
+        "none, every candidate trains from scratch)",
     )
     parser.add_argument(
         "--data-seed",
         type=int,
         default=0,
-        help="seed of the validation split (the supernet's own, when one is used)",
+        help="seed of the validation split; a supernet must have been trained with the same",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default auto)")
     parser.add_argument(
         "--threads",
-        type=positive_int,
-        default=None,
-        help="torch CPU threads (default: torch's; 1 is often fastest on a busy small machine)",
+        type=parse_threads,
+        default=AUTO,
+        help="torch CPU threads, or auto: the cores idle at the start (CPUs less the load "
+        "average), so one on a busy machine, where more threads would wait for each other",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -120,12 +203,20 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="refresh the optuna-dashboard figures and summary note as trials finish",
     )
-    _add_storage_arguments(parser)
+    _add_storage_arguments(
+        parser, study_help=f"study to create or resume (default: {STUDY_NAME!r})"
+    )
     parser.set_defaults(handler=run_search_command)
 
 
 def add_best_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("best", help="print the admissible Pareto front")
+    parser = subparsers.add_parser(
+        "best",
+        help="print the admissible Pareto front",
+        description="Print the admissible Pareto front of a study: its feasible, non-dominated "
+        "trials, with accuracy, average and peak MACs, exits, thresholds and exit ratios.",
+        formatter_class=HelpFormatter,
+    )
     _add_storage_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run_best_command)
@@ -133,10 +224,17 @@ def add_best_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="write a trial's network (config, thresholds, weights) to a folder"
+        "export",
+        help="write a trial's network (config, thresholds, weights) to a folder",
+        description="Write the trained network of a trial (configuration, exit thresholds, "
+        "weights and cost metadata) to a folder that optuna_nachos.load_eenn reads and runs "
+        "with real early exiting.",
+        formatter_class=HelpFormatter,
     )
     _add_storage_arguments(parser)
-    parser.add_argument("--trial", type=non_negative_int, required=True, help="trial number")
+    parser.add_argument(
+        "--trial", type=non_negative_int, required=True, help="trial number (see 'best')"
+    )
     parser.add_argument("--out", required=True, help="folder to write")
     parser.set_defaults(handler=run_export_command)
 
@@ -160,9 +258,7 @@ def _open(args: argparse.Namespace):
 def _load_study(args: argparse.Namespace) -> optuna.Study:
     storage = _open(args)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    name = args.study_name
-    if name is None:
-        name = "nachos" if "nachos" in names or len(names) != 1 else names[0]
+    name = resolve_study_name(args.study_name, names)
     if name not in names:
         known = ", ".join(names) or "none"
         raise CommandError(
@@ -195,23 +291,26 @@ def run_search_command(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    callbacks = []
+    threads, reason = set_threads(args.threads)
+    print(f"Training on {threads} torch CPU thread(s) ({reason}).", file=sys.stderr)
+    callbacks = [print_trial_summary]  # one line per trial instead of Optuna's parameter dump
     if args.dashboard:
         from optuna_nachos.cli._view import dashboard_callback
 
         callbacks.append(dashboard_callback())
     train_config = TrainConfig(seed=args.seed, progress=False, **overrides)
-    space_settings = {"min_exits": args.min_exits}
+    resolution = args.resolution or 32
     if args.supernet is not None:
         from optuna_nachos.supernet import read_metadata
 
         # A supernet serves one input resolution: the search uses it.
-        space_settings["resolutions"] = (int(read_metadata(args.supernet)["resolution"]),)
-    space = get_space(args.space, **space_settings)
+        resolution = int(read_metadata(args.supernet)["resolution"])
+        if args.resolution is not None and args.resolution != resolution:
+            raise CommandError(
+                f"--resolution {args.resolution} differs from the supernet's {resolution}; "
+                f"drop --resolution or train a supernet at {args.resolution}"
+            )
+    space = get_space(args.space, min_exits=args.min_exits, resolutions=(resolution,))
     storage = _open(args)
     objective = NachosObjective(
         dataset=args.dataset,
@@ -239,20 +338,25 @@ def run_search_command(args: argparse.Namespace) -> int:
         sampler_kwargs["n_startup_trials"] = args.startup_trials
     sampler = create_sampler(args.sampler, space=space, seed=args.seed, **sampler_kwargs)
     study = create_study(
-        study_name=args.study_name or "nachos",
+        study_name=args.study_name or STUDY_NAME,
         storage=storage,
         sampler=sampler,
         settings={**objective.settings(), "sampler": args.sampler, "seed": args.seed},
     )
-    run_search(
-        study,
-        objective,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        lock_path=storage_lock_path(args.storage),
-        show_progress_bar=not args.no_progress,
-        callbacks=callbacks,
-    )
+    quiet = QuietTrialLog()
+    logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
+    try:
+        run_search(
+            study,
+            objective,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            lock_path=storage_lock_path(args.storage),
+            show_progress_bar=not args.no_progress,
+            callbacks=callbacks,
+        )
+    finally:
+        logging.getLogger(OPTUNA_TRIAL_LOGGER).removeFilter(quiet)
     front = admissible_trials(study)
     print(
         f"Admissible Pareto front of study {study.study_name!r} "

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import optuna
 
-from optuna_nachos.cli._commands import DEFAULT_ARTIFACTS, _open
-from optuna_nachos.cli._format import CommandError
+from optuna_nachos.cli._commands import (
+    DEFAULT_ARTIFACTS,
+    STUDY_NAME_HELP,
+    _open,
+    resolve_study_name,
+)
+from optuna_nachos.cli._format import CommandError, HelpFormatter
 from optuna_nachos.study import DEFAULT_STORAGE, DIRECTIONS
 from optuna_nachos.study._storage import JOURNAL_PREFIX
 
@@ -20,7 +25,7 @@ def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; journal:///FILE for a journal file)",
+        help="Optuna storage URL (journal:///FILE for a journal file)",
     )
 
 
@@ -31,20 +36,18 @@ def add_dashboard_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Refresh the figures and the summary note attached to the EENN studies of "
         "the storage, then serve optuna-dashboard on it, infeasible trials shown as such "
         '(needs optuna-dashboard: pip install "optuna-nachos[dashboard]").',
+        formatter_class=HelpFormatter,
     )
     _add_storage_argument(parser)
     parser.add_argument(
         "--study-name", default=None, help="refresh this study only (default: every EENN study)"
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
     parser.add_argument(
         "--artifacts",
         default=DEFAULT_ARTIFACTS,
-        help=f"folder of the trained networks, listed on the trial pages (default "
-        f"{DEFAULT_ARTIFACTS}/, if it exists)",
+        help="folder of the trained networks, listed on the trial pages if it exists",
     )
     parser.add_argument(
         "--no-refresh", action="store_true", help="serve without refreshing the attachments"
@@ -59,9 +62,10 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write the report of an EENN study: settings, admissible Pareto front, best "
         "trade-offs and every figure. HTML is one self-contained page that opens offline; "
         "Markdown gets PNG figures next to it (needs kaleido and Chrome or Chromium).",
+        formatter_class=HelpFormatter,
     )
     _add_storage_argument(parser)
-    parser.add_argument("--study-name", required=True, help="the study")
+    parser.add_argument("--study-name", default=None, help=STUDY_NAME_HELP)
     parser.add_argument("--out", required=True, help="file to write, e.g. report.html")
     parser.add_argument(
         "--format",
@@ -165,15 +169,14 @@ def run_report_command(args: argparse.Namespace) -> int:
 
     storage = _open_existing(args)
     names = _study_names(storage)
-    if args.study_name not in names:
-        raise _unknown_study(args.study_name, args.storage, names)
-    study = optuna.load_study(study_name=args.study_name, storage=storage)
+    name = resolve_study_name(args.study_name, names)
+    if name not in names:
+        raise _unknown_study(name, args.storage, names)
+    study = optuna.load_study(study_name=name, storage=storage)
     if not _is_eenn_study(study):
-        raise CommandError(
-            f"study {args.study_name!r} is not an EENN study (directions {DIRECTIONS})"
-        )
+        raise CommandError(f"study {name!r} is not an EENN study (directions {DIRECTIONS})")
     out = Path(args.out)
     report_format = args.format or ("md" if out.suffix.lower() == ".md" else "html")
     path = write_report(study, out, format=report_format)
-    print(f"Wrote the {report_format} report of study {args.study_name!r} to {path}.")
+    print(f"Wrote the {report_format} report of study {name!r} to {path}.")
     return 0

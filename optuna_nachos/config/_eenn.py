@@ -166,12 +166,12 @@ class EENNConfig:
         return len(self.exit_stages)
 
     def short_name(self) -> str:
-        """A compact, human-readable summary, e.g. ``d23423-k3.5.7...-x13-r32``."""
+        """A compact, human-readable summary, e.g. ``d23423 [36,54|...] exits@1,3 r32``."""
         layers = "|".join(
             ",".join(f"{k}{e}" for k, e in zip(ks, es))
             for ks, es in zip(self.kernel_sizes, self.expand_ratios)
         )
-        exits = "".join(str(s) for s in self.exit_stages) or "none"
+        exits = ",".join(str(s) for s in self.exit_stages) or "none"
         return f"d{''.join(map(str, self.depths))} [{layers}] exits@{exits} r{self.resolution}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -103,26 +103,60 @@ def study_figures(
     return figures
 
 
-def _write_images(figures: dict[str, go.Figure], paths: dict[str, Path], scale: float) -> bool:
-    sizes = [_IMAGE_SIZES.get(name, _DEFAULT_IMAGE_SIZE) for name in figures]
+_image_export_problem: str | None = None
+"""Why image export failed in this process (it is not tried again), or ``None``."""
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def write_images(
+    figures: dict[str, go.Figure],
+    paths: dict[str, Path],
+    *,
+    sizes: dict[str, tuple[int, int]] | None = None,
+    scale: float = 2.0,
+) -> bool:
+    """Write figures as static images through plotly's kaleido, which needs Chrome.
+
+    When kaleido or Chrome is missing, one warning of one line says so the first time, and
+    later calls in the same process write nothing without trying again (kaleido's own
+    message runs over many lines).
+
+    Args:
+        figures: Figures by name.
+        paths: Image path of every figure, by name; the suffix gives the format.
+        sizes: ``(width, height)`` in pixels by name (default 900 x 600).
+        scale: Pixel scale of raster images.
+
+    Returns:
+        Whether the images were written.
+    """
+    global _image_export_problem
+    if _image_export_problem is not None:
+        _logger.debug("Images not written: %s", _image_export_problem)
+        return False
+    chosen = [(sizes or {}).get(name, _DEFAULT_IMAGE_SIZE) for name in figures]
     try:
         if hasattr(pio, "write_images"):
             pio.write_images(
                 list(figures.values()),
                 [paths[name] for name in figures],
-                width=[w for w, _ in sizes],
-                height=[h for _, h in sizes],
+                width=[w for w, _ in chosen],
+                height=[h for _, h in chosen],
                 scale=scale,
             )
         else:
-            for (name, fig), (width, height) in zip(figures.items(), sizes):
+            for (name, fig), (width, height) in zip(figures.items(), chosen):
                 fig.write_image(paths[name], width=width, height=height, scale=scale)
     except Exception as error:  # kaleido missing, Chrome missing or failing: HTML still works
+        _image_export_problem = _first_line(error)
         _logger.warning(
-            "Could not export images (%s: %s); install kaleido and Chrome "
-            "(`plotly_get_chrome`) to write them. The HTML pages are written anyway.",
-            type(error).__name__,
-            error,
+            "Images not written (%s); HTML pages only. For images, install kaleido and a "
+            "Chrome or Chromium browser (`plotly_get_chrome`).",
+            _image_export_problem,
         )
         return False
     return True
@@ -179,6 +213,6 @@ def save_figures(
             written[name] = path
     if image_format is not None:
         paths = {name: folder / f"{name}.{image_format}" for name in figures}
-        if _write_images(figures, paths, scale):
+        if write_images(figures, paths, sizes=_IMAGE_SIZES, scale=scale):
             written.update(paths)
     return written

@@ -6,7 +6,7 @@ import pytest
 
 from optuna_nachos.benchmark import EXPERIMENT_KINDS, SuiteError, load_suite
 
-SUITES = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+SUITES = Path(__file__).resolve().parents[2] / "optuna_nachos" / "benchmark" / "suites"
 
 MINIMAL = """
 description = "tiny"
@@ -105,3 +105,27 @@ def test_unknown_suite_and_variant(tmp_path: Path) -> None:
         load_suite("tiny", suites_dir=tmp_path, variants=["gpu"])
     with pytest.raises(SuiteError, match="not valid TOML"):
         load_suite(_write(tmp_path, "dataset = [", name="broken"))
+
+
+def test_shipped_suites_load_by_name_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no benchmarks/ folder here
+    suite = load_suite("smoke")
+    assert suite.path == SUITES / "smoke.toml"
+    assert suite.keep_networks == "timed"
+
+
+def test_suites_are_package_data() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((SUITES.parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["optuna_nachos.benchmark"]
+    shipped = {p.name for pattern in patterns for p in SUITES.parent.glob(pattern)}
+    assert {"smoke.toml", "cpu.toml", "paper.toml"} <= shipped
+
+
+def test_keep_networks(tmp_path: Path) -> None:
+    assert load_suite(_write(tmp_path, MINIMAL)).keep_networks == "all"
+    best = load_suite(_write(tmp_path, 'keep_networks = "best"\n' + MINIMAL))
+    assert best.keep_networks == "best"
+    with pytest.raises(SuiteError, match="keep_networks must be one of all, best, timed"):
+        load_suite(_write(tmp_path, 'keep_networks = "some"\n' + MINIMAL))

@@ -27,6 +27,16 @@ def _error_line(capsys):
     return lines[-1]
 
 
+def test_resolve_study_name():
+    from optuna_nachos.cli._commands import resolve_study_name
+
+    assert resolve_study_name("mine", ["nachos", "mine"]) == "mine"
+    assert resolve_study_name(None, ["other", "nachos"]) == "nachos"
+    assert resolve_study_name(None, ["only"]) == "only"
+    assert resolve_study_name(None, []) == "nachos"
+    assert resolve_study_name(None, ["a", "b"]) == "nachos"  # then: no study 'nachos'
+
+
 def test_unknown_dataset_is_one_line_error(tmp_path, capsys):
     code = main(
         [

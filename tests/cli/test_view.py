@@ -71,10 +71,10 @@ def test_report_on_a_missing_storage_file(tmp_path, capsys):
     assert not missing.exists(), "a typo in --storage must not create an empty database"
 
 
-def test_report_needs_a_study_name(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["report", "--out", "x.html"])
-    assert exit_info.value.code == 2
+def test_report_without_a_study_name_opens_the_only_study(digits_study, tmp_path, capsys):
+    url = _copy(digits_study, tmp_path)  # one study, named "digits"
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "r.html")]) == 0
+    assert "report of study 'digits'" in capsys.readouterr().out
 
 
 # --- dashboard -------------------------------------------------------------------------------

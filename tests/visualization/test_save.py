@@ -61,3 +61,29 @@ def test_save_figures_misuse(settings_study, tmp_path):
         save_figures(settings_study, tmp_path, image_format="bmp")
     with pytest.raises(ValueError, match="nothing to write"):
         save_figures(settings_study, tmp_path, image_format=None, include_html=False)
+
+
+def test_failed_image_export_is_reported_once_in_one_line(tmp_path, monkeypatch, caplog):
+    import plotly.graph_objects as go
+    import plotly.io
+
+    from optuna_nachos.visualization._save import write_images
+
+    calls = []
+
+    def no_chrome(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.\n\nEither ...\n")
+
+    monkeypatch.setattr(plotly.io, "write_images", no_chrome, raising=False)
+    monkeypatch.setattr(go.Figure, "write_image", no_chrome)
+    figure = go.Figure()
+    with caplog.at_level("DEBUG", logger="optuna_nachos"):
+        assert not write_images({"a": figure}, {"a": tmp_path / "a.png"})
+        assert not write_images({"b": figure}, {"b": tmp_path / "b.png"})
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and len(calls) == 1
+    message = warnings[0].getMessage()
+    assert "\n" not in message
+    assert "RuntimeError: Kaleido requires Google Chrome to be installed." in message
+    assert not (tmp_path / "a.png").exists()

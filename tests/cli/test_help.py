@@ -1,0 +1,96 @@
+"""The command line reads well: help and defaults of every flag, a description per command,
+and a ``--help`` that does not import PyTorch."""
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from optuna_nachos.cli import build_parser
+from optuna_nachos.cli._commands import STUDY_NAME_HELP, TRAIN_DEFAULTS
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+COMMANDS = sorted(_subparsers())
+
+
+def test_every_command_is_listed():
+    assert COMMANDS == ["benchmark", "best", "dashboard", "export", "report", "search"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_a_description(command):
+    parser = _subparsers()[command]
+    assert parser.description and len(parser.description) > 30
+    assert parser.description.split()[0] in parser.format_help()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_flag_has_help_and_shows_its_default(command):
+    parser = _subparsers()[command]
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        flag = action.option_strings[0]
+        assert action.help, f"{command} {flag} has no help"
+        shown = formatter._get_help_string(action) % {"default": action.default}
+        if action.required or action.default is False:
+            continue  # required flags and switches have no default to show
+        assert "default" in shown, f"{command} {flag} does not show its default: {shown!r}"
+        if action.default not in (None, []):
+            assert str(action.default) in shown
+
+
+def test_search_help_shows_the_values_of_the_defaults():
+    help_text = " ".join(_subparsers()["search"].format_help().split())
+    assert "(default: motpe)" in help_text
+    assert "(default: sqlite:///nachos.db)" in help_text
+    assert "(default: auto)" in help_text
+    assert "(default: 10, the reference's)" in help_text
+
+
+def test_train_defaults_shown_are_train_configs():
+    from optuna_nachos.train import TrainConfig
+
+    config = TrainConfig()
+    for key, value in TRAIN_DEFAULTS.items():
+        assert getattr(config, key) == value
+
+
+def test_study_name_default_is_the_same_for_every_reading_command():
+    parsers = _subparsers()
+    for command in ("best", "export", "report"):
+        action = next(a for a in parsers[command]._actions if "--study-name" in a.option_strings)
+        assert action.help == STUDY_NAME_HELP
+        assert action.default is None and not action.required
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from optuna_nachos.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "import optuna_nachos\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'plotly') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_public_names_load_on_first_use():
+    import optuna_nachos as nachos
+
+    assert nachos.build_eenn.__module__.startswith("optuna_nachos.models")
+    assert "build_eenn" in dir(nachos) and "visualization" in dir(nachos)
+    assert nachos.data.list_datasets()
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = nachos.nothing
