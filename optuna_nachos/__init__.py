@@ -4,7 +4,8 @@ The public names most users need are here; the subpackages hold the rest:
 :mod:`optuna_nachos.config`, :mod:`~optuna_nachos.models`, :mod:`~optuna_nachos.cost`,
 :mod:`~optuna_nachos.data`, :mod:`~optuna_nachos.train`, :mod:`~optuna_nachos.space`,
 :mod:`~optuna_nachos.objective`, :mod:`~optuna_nachos.study`, :mod:`~optuna_nachos.samplers`,
-:mod:`~optuna_nachos.results` and :mod:`~optuna_nachos.visualization` (plotly figures).
+:mod:`~optuna_nachos.results`, :mod:`~optuna_nachos.supernet` (weight sharing) and
+:mod:`~optuna_nachos.visualization` (plotly figures).
 
 The names are imported on first use (PEP 562), so that ``import optuna_nachos`` and the
 ``optuna-nachos`` command's ``--help`` do not pay for importing PyTorch and Optuna.
@@ -81,6 +82,7 @@ _SUBPACKAGES = frozenset(
         "samplers",
         "space",
         "study",
+        "supernet",
         "train",
         "visualization",
     }
