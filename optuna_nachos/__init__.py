@@ -8,12 +8,19 @@ The public names most users need are here; the subpackages hold the rest:
 """
 
 from optuna_nachos._version import __version__
-from optuna_nachos.config import ConfigError, EENNConfig
+from optuna_nachos.config import ConfigError, EENNConfig, ExitsConfig
 from optuna_nachos.cost import average_macs, cost_profile, exit_macs, peak_macs
-from optuna_nachos.models import EarlyExitNetwork, attach_exits, build_eenn
-from optuna_nachos.objective import NachosObjective
+from optuna_nachos.models import (
+    BackboneStages,
+    EarlyExitNetwork,
+    attach_exits,
+    build_eenn,
+    cut_stages,
+)
+from optuna_nachos.objective import ExitObjective, NachosObjective
 from optuna_nachos.results import (
     DeployedEENN,
+    Preprocessing,
     admissible_trials,
     export_eenn,
     high_tradeoff_trials,
@@ -22,18 +29,34 @@ from optuna_nachos.results import (
     save_eenn,
 )
 from optuna_nachos.samplers import NachosSampler
-from optuna_nachos.space import MobileNetV3Space, config_from_params, suggest_eenn
-from optuna_nachos.study import constraint_values, create_sampler, create_study, run_search
+from optuna_nachos.space import (
+    BackboneExitSpace,
+    MobileNetV3Space,
+    config_from_params,
+    suggest_eenn,
+)
+from optuna_nachos.study import (
+    constraint_values,
+    constraints_from_user_attrs,
+    create_sampler,
+    create_study,
+    run_search,
+)
 from optuna_nachos.train import TrainConfig
 
 __all__ = [
+    "BackboneExitSpace",
+    "BackboneStages",
     "ConfigError",
     "DeployedEENN",
     "EENNConfig",
     "EarlyExitNetwork",
+    "ExitObjective",
+    "ExitsConfig",
     "MobileNetV3Space",
     "NachosObjective",
     "NachosSampler",
+    "Preprocessing",
     "TrainConfig",
     "__version__",
     "admissible_trials",
@@ -42,7 +65,9 @@ __all__ = [
     "build_eenn",
     "config_from_params",
     "constraint_values",
+    "constraints_from_user_attrs",
     "cost_profile",
+    "cut_stages",
     "create_sampler",
     "create_study",
     "export_eenn",

@@ -176,6 +176,30 @@ def _timm_cuts(model: nn.Module, min_reduction: int) -> list[str] | None:
     return [name for name, reduction in names[:-1] if reduction >= min_reduction]
 
 
+@torch.no_grad()
+def _reproduces(
+    model: nn.Module,
+    segments: Sequence[nn.Module],
+    final_head: nn.Module,
+    shape: tuple[int, ...],
+    example: torch.Tensor,
+) -> bool:
+    probe = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0)).to(example)
+    expected = model(probe)
+    try:
+        x = probe
+        for segment in segments:
+            x = segment(x)
+        got = final_head(x)
+    except RuntimeError:  # shapes that do not fit: something happens outside the chain
+        return False
+    return (
+        isinstance(expected, torch.Tensor)
+        and expected.shape == got.shape
+        and torch.allclose(expected, got, rtol=1e-4, atol=1e-5)
+    )
+
+
 def cut_stages(
     model: nn.Module,
     *,
@@ -282,25 +306,12 @@ def cut_stages(
             start = end + 1
         final_head = ChainHead(head)
         stages = BackboneStages(tuple(segments), final_head, shape, tuple(stage_names))
-        if check:
-            with torch.no_grad():
-                probe = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
-                probe = probe.to(example)
-                expected = model(probe)
-                x = probe
-                for segment in segments:
-                    x = segment(x)
-                got = final_head(x)
-            if (
-                not isinstance(expected, torch.Tensor)
-                or expected.shape != got.shape
-                or not (torch.allclose(expected, got, rtol=1e-4, atol=1e-5))
-            ):
-                raise ValueError(
-                    f"the stages of {type(model).__name__} do not reproduce its output: its "
-                    "forward is not a chain of its children. Build BackboneStages(segments, "
-                    "final_head, input_shape, names) yourself, or pass head_start / cut_after."
-                )
+        if check and not _reproduces(model, segments, final_head, shape, example):
+            raise ValueError(
+                f"the stages of {type(model).__name__} do not reproduce its output: its "
+                "forward is not a chain of its children. Build BackboneStages(segments, "
+                "final_head, input_shape, names) yourself, or pass head_start / cut_after."
+            )
     finally:
         model.train(was_training)
     return stages
