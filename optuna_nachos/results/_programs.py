@@ -9,6 +9,7 @@ nor the model zoo, and the dynamic early exit still skips the remaining segments
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,10 @@ def load_programs(
         path = folder / PROGRAMS_DIR / f"{name}.pt2"
         if not path.is_file():
             raise FileNotFoundError(f"{folder} lacks {PROGRAMS_DIR}/{name}.pt2 of its network.")
-        return ExportedPiece(load(path).module())
+        with warnings.catch_warnings():
+            # torch.export's loader notes tensors saved as views of a shared storage.
+            warnings.filterwarnings("ignore", message="No complete tensor found")
+            return ExportedPiece(load(path).module())
 
     positions = [int(p) for p in architecture["exit_positions"]]
     segments = [piece(f"segment_{i}") for i in range(int(architecture["num_segments"]))]
