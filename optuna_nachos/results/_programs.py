@@ -89,7 +89,9 @@ def save_programs(model: EarlyExitNetwork, folder: Path, input_shape: tuple[int,
                 raise RuntimeError(
                     f"torch.export could not trace {name} ({type(module).__name__}): {error}"
                 ) from error
-            save(program, target / f"{name}.pt2")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="No complete tensor found")
+                save(program, target / f"{name}.pt2")
     finally:
         model.train(was_training)
     return {
