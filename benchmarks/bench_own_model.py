@@ -16,14 +16,14 @@ it with the backbone frozen.
 4. Reported: the admissible front (validation objective values and test figures) against the
    plain backbone's test accuracy and MACs.
 
-Sizes (defaults, sized for about 12 minutes on one CPU thread): 1,200 training images,
+Sizes (defaults, sized for at most 15 minutes on one CPU thread): 1,000 training images,
 400 validation images (held out from the training data), 800 test images (official test
-split), 32x32 inputs; the backbone trains 5 epochs.
+split), 32x32 inputs; the backbone trains 4 epochs.
 
 Usage::
 
-    python benchmarks/bench_own_model.py [--trials 20] [--train 1200] [--val 400]
-        [--test 800] [--backbone-epochs 5] [--out benchmarks/results/own_model.json]
+    python benchmarks/bench_own_model.py [--trials 20] [--train 1000] [--val 400]
+        [--test 800] [--backbone-epochs 4] [--out benchmarks/results/own_model.json]
 
 The data come from the Debian package ``dataset-fashion-mnist``. Writes a JSON file and a
 Markdown table beside it.
@@ -98,10 +98,10 @@ def _plain_backbone(data: Any, *, epochs: int, seed: int) -> tuple[nn.Module, di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--train", type=int, default=1200, help="training images")
+    parser.add_argument("--train", type=int, default=1000, help="training images")
     parser.add_argument("--val", type=int, default=400, help="validation images")
     parser.add_argument("--test", type=int, default=800, help="test images")
-    parser.add_argument("--backbone-epochs", type=int, default=5)
+    parser.add_argument("--backbone-epochs", type=int, default=4)
     parser.add_argument("--budget-fraction", type=float, default=0.6)
     parser.add_argument("--floor-margin", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1)
