@@ -19,12 +19,19 @@ from typing import TYPE_CHECKING, Any
 from optuna_nachos._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from optuna_nachos.config import ConfigError, EENNConfig
+    from optuna_nachos.config import ConfigError, EENNConfig, ExitsConfig
     from optuna_nachos.cost import average_macs, cost_profile, exit_macs, peak_macs
-    from optuna_nachos.models import EarlyExitNetwork, attach_exits, build_eenn
-    from optuna_nachos.objective import NachosObjective
+    from optuna_nachos.models import (
+        BackboneStages,
+        EarlyExitNetwork,
+        attach_exits,
+        build_eenn,
+        cut_stages,
+    )
+    from optuna_nachos.objective import ExitObjective, NachosObjective
     from optuna_nachos.results import (
         DeployedEENN,
+        Preprocessing,
         admissible_trials,
         export_eenn,
         high_tradeoff_trials,
@@ -33,14 +40,26 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         save_eenn,
     )
     from optuna_nachos.samplers import NachosSampler
-    from optuna_nachos.space import MobileNetV3Space, config_from_params, suggest_eenn
-    from optuna_nachos.study import constraint_values, create_sampler, create_study, run_search
+    from optuna_nachos.space import (
+        BackboneExitSpace,
+        MobileNetV3Space,
+        config_from_params,
+        suggest_eenn,
+    )
+    from optuna_nachos.study import (
+        constraint_values,
+        constraints_from_user_attrs,
+        create_sampler,
+        create_study,
+        run_search,
+    )
     from optuna_nachos.train import TrainConfig
 
 #: The subpackage each public name comes from.
 _LAZY_NAMES: dict[str, str] = {
     "ConfigError": "config",
     "EENNConfig": "config",
+    "ExitsConfig": "config",
     "average_macs": "cost",
     "cost_profile": "cost",
     "exit_macs": "cost",
@@ -48,6 +67,12 @@ _LAZY_NAMES: dict[str, str] = {
     "EarlyExitNetwork": "models",
     "attach_exits": "models",
     "build_eenn": "models",
+    "BackboneStages": "models",
+    "cut_stages": "models",
+    "ExitObjective": "objective",
+    "Preprocessing": "results",
+    "BackboneExitSpace": "space",
+    "constraints_from_user_attrs": "study",
     "NachosObjective": "objective",
     "DeployedEENN": "results",
     "admissible_trials": "results",
@@ -106,13 +131,18 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BackboneExitSpace",
+    "BackboneStages",
     "ConfigError",
     "DeployedEENN",
     "EENNConfig",
     "EarlyExitNetwork",
+    "ExitObjective",
+    "ExitsConfig",
     "MobileNetV3Space",
     "NachosObjective",
     "NachosSampler",
+    "Preprocessing",
     "TrainConfig",
     "__version__",
     "admissible_trials",
@@ -121,7 +151,9 @@ __all__ = [
     "build_eenn",
     "config_from_params",
     "constraint_values",
+    "constraints_from_user_attrs",
     "cost_profile",
+    "cut_stages",
     "create_sampler",
     "create_study",
     "export_eenn",

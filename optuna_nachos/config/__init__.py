@@ -7,6 +7,7 @@ from optuna_nachos.config._eenn import (
     ConfigError,
     EENNConfig,
 )
+from optuna_nachos.config._exits import ExitsConfig
 
 __all__ = [
     "EXIT_STAGES",
@@ -14,4 +15,5 @@ __all__ = [
     "NUM_STAGES",
     "ConfigError",
     "EENNConfig",
+    "ExitsConfig",
 ]

@@ -2,29 +2,73 @@
 
 from __future__ import annotations
 
-from optuna_nachos.config import EENNConfig
+from collections.abc import Sequence
+
+from optuna_nachos.config import EENNConfig, ExitsConfig
 from optuna_nachos.cost._analytic import analyze
 from optuna_nachos.cost._common import check_convention, check_counts, check_method, compose_exits
 from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params
 from optuna_nachos.models import EarlyExitNetwork, build_eenn
 
 
-def _build(config: EENNConfig, num_classes: int, in_channels: int) -> EarlyExitNetwork:
-    if not isinstance(config, EENNConfig):
-        raise TypeError(f"config must be an EENNConfig, got {type(config).__name__}.")
+def _check_config(config: object) -> None:
+    if isinstance(config, EENNConfig):
+        return
+    if isinstance(config, ExitsConfig):
+        raise TypeError(
+            "an ExitsConfig describes exits on your own backbone: count it with "
+            "space.cost_profile(config) of its BackboneExitSpace, or pass the built network "
+            "(space.build(config))."
+        )
+    raise TypeError(
+        f"config must be an EENNConfig or a built EarlyExitNetwork (from build_eenn, "
+        f"attach_exits or BackboneExitSpace.build), got {type(config).__name__}; for a plain "
+        "torch model, attach exits first (optuna_nachos.attach_exits) or count it with "
+        "optuna_nachos.cost.count_exit_macs."
+    )
+
+
+def _build(config: EENNConfig, num_classes: int | None, in_channels: int) -> EarlyExitNetwork:
+    _check_config(config)
+    if num_classes is None:
+        raise TypeError("counting a configuration needs num_classes=<number of classes>.")
     check_counts(num_classes, in_channels)
     return build_eenn(config, num_classes=num_classes, in_channels=in_channels)
 
 
+def _build_check(config: object, num_classes: int | None, in_channels: int) -> None:
+    _check_config(config)
+    if num_classes is None:
+        raise TypeError("counting a configuration needs num_classes=<number of classes>.")
+    check_counts(num_classes, in_channels)
+
+
+def network_shape(model: EarlyExitNetwork, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    """The input shape to count ``model`` with: ``input_shape`` or the network's own."""
+    shape = input_shape if input_shape is not None else model.input_shape
+    if shape is None:
+        raise ValueError(
+            "this network does not record its input shape: pass input_shape=(channels, height, "
+            "width) of one sample."
+        )
+    return tuple(shape)
+
+
 def exit_macs(
-    config: EENNConfig,
+    config: EENNConfig | EarlyExitNetwork,
     *,
-    num_classes: int,
+    num_classes: int | None = None,
     in_channels: int = 3,
     method: str = "analytic",
     convention: str = "nachos",
+    input_shape: Sequence[int] | None = None,
 ) -> list[int]:
     """MACs of one sample that leaves at each exit of ``config``'s network.
+
+    ``config`` may also be a built :class:`~optuna_nachos.EarlyExitNetwork` (any, also one
+    with exits on your own backbone): it is counted with fvcore, at ``input_shape`` or at the
+    input shape the network records; ``num_classes``, ``in_channels`` and ``method`` are then
+    not used.
 
     MACs are multiply-accumulates of convolutions and linear layers at inference (eval mode);
     BatchNorm, activations, pooling, biases, the squeeze-excitation multiply and residual adds
@@ -32,8 +76,8 @@ def exit_macs(
     the ``"nachos"`` convention) the heads of the earlier exits the sample passed.
 
     Args:
-        config: The network.
-        num_classes: Number of classes, at least 2.
+        config: The network's configuration, or the built network.
+        num_classes: Number of classes, at least 2 (needed with a configuration).
         in_channels: Channels of the input images (1 grey-scale, 3 RGB).
         method: ``"analytic"`` (closed form, no module built, thousands of times faster) or
             ``"fvcore"`` (builds the network and counts its all-exits forward with fvcore).
@@ -61,10 +105,13 @@ def exit_macs(
     """
     check_method(method)
     check_convention(convention)
+    if isinstance(config, EarlyExitNetwork):
+        return count_exit_macs(config, network_shape(config, input_shape), convention=convention)
     if method == "fvcore":
         model = _build(config, num_classes, in_channels)
         shape = (in_channels, config.resolution, config.resolution)
         return count_exit_macs(model, shape, convention=convention)
+    _build_check(config, num_classes, in_channels)
     parts = analyze(config, num_classes=num_classes, in_channels=in_channels)
     return compose_exits(
         parts.segment_macs,
@@ -76,7 +123,11 @@ def exit_macs(
 
 
 def exit_params(
-    config: EENNConfig, *, num_classes: int, in_channels: int = 3, method: str = "analytic"
+    config: EENNConfig | EarlyExitNetwork,
+    *,
+    num_classes: int | None = None,
+    in_channels: int = 3,
+    method: str = "analytic",
 ) -> list[int]:
     """Parameters needed to reach each exit of ``config``'s network.
 
@@ -100,8 +151,11 @@ def exit_params(
             ``method="analytic"``.
     """
     check_method(method)
+    if isinstance(config, EarlyExitNetwork):
+        return count_exit_params(config)
     if method == "fvcore":
         return count_exit_params(_build(config, num_classes, in_channels))
+    _build_check(config, num_classes, in_channels)
     parts = analyze(config, num_classes=num_classes, in_channels=in_channels)
     return compose_exits(
         parts.segment_params,

@@ -11,8 +11,9 @@ from typing import Any
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost._analytic import analyze
 from optuna_nachos.cost._common import check_convention, check_method, compose_exits
-from optuna_nachos.cost._exits import _build
+from optuna_nachos.cost._exits import _build, _build_check, network_shape
 from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params
+from optuna_nachos.models import EarlyExitNetwork
 
 RATIO_TOLERANCE = 1e-6
 """How far the exit ratios may sum from 1."""
@@ -181,40 +182,54 @@ class CostProfile:
 
 
 def cost_profile(
-    config: EENNConfig,
+    config: EENNConfig | EarlyExitNetwork,
     *,
-    num_classes: int,
+    num_classes: int | None = None,
     in_channels: int = 3,
     convention: str = "nachos",
     method: str = "analytic",
+    input_shape: Sequence[int] | None = None,
 ) -> CostProfile:
     """Per-exit MACs and parameters, peak and lower-bound MACs of ``config``'s network.
 
+    ``config`` may also be a built :class:`~optuna_nachos.EarlyExitNetwork` (any, also one
+    with exits on your own backbone): it is counted with fvcore at ``input_shape`` or at the
+    input shape the network records.
+
     Args:
-        config: The network.
-        num_classes: Number of classes, at least 2.
+        config: The network's configuration, or the built network.
+        num_classes: Number of classes, at least 2 (needed with a configuration).
         in_channels: Channels of the input images.
         convention: ``"nachos"`` or ``"reference"``, as in :func:`exit_macs`.
         method: ``"analytic"`` (default; no module built) or ``"fvcore"`` (builds the network
             once and counts it; needed for custom registered exit heads).
+        input_shape: ``(channels, height, width)`` of one sample, for a built network that
+            does not record it.
 
     Returns:
         The :class:`CostProfile`.
 
     Raises:
-        TypeError: If ``config`` is not an :class:`~optuna_nachos.EENNConfig`.
+        TypeError: If ``config`` is neither an :class:`~optuna_nachos.EENNConfig` nor an
+            :class:`~optuna_nachos.EarlyExitNetwork`, or ``num_classes`` is missing; the
+            message says what to pass.
         ValueError: On an invalid count, method or convention, or a custom exit head with
             ``method="analytic"``.
     """
     check_method(method)
     check_convention(convention)
-    if method == "fvcore":
+    if isinstance(config, EarlyExitNetwork):
+        macs = count_exit_macs(config, network_shape(config, input_shape), convention=convention)
+        params = count_exit_params(config)
+        pools = config.exit_pools or ()
+    elif method == "fvcore":
         model = _build(config, num_classes, in_channels)
         shape = (in_channels, config.resolution, config.resolution)
         macs = count_exit_macs(model, shape, convention=convention)
         params = count_exit_params(model)
         pools = model.exit_pools or ()
     else:
+        _build_check(config, num_classes, in_channels)
         parts = analyze(config, num_classes=num_classes, in_channels=in_channels)
         macs = compose_exits(
             parts.segment_macs,

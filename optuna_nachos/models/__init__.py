@@ -1,7 +1,7 @@
 """PyTorch modules of early-exit networks (no Optuna here)."""
 
 from optuna_nachos.models._blocks import ConvBNAct, MBConv, SqueezeExcitation, make_divisible
-from optuna_nachos.models._builder import attach_exits, build_eenn
+from optuna_nachos.models._builder import attach_exits, build_eenn, choose_pools
 from optuna_nachos.models._exit_rule import (
     cumulative_confidence,
     exit_probabilities,
@@ -10,6 +10,7 @@ from optuna_nachos.models._exit_rule import (
 )
 from optuna_nachos.models._heads import (
     ExitHeadSpec,
+    MBConvExitHead,
     NachosExitHead,
     PoolLinearExitHead,
     get_exit_head,
@@ -20,9 +21,12 @@ from optuna_nachos.models._init import init_weights
 from optuna_nachos.models._mobilenetv3 import STAGES, FinalClassifier, StageSpec
 from optuna_nachos.models._network import EarlyExitNetwork, EarlyExitPrediction, EENNOutput
 from optuna_nachos.models._profile import profile_macs
+from optuna_nachos.models._stages import BackboneStages, ChainHead, cut_stages
 
 __all__ = [
     "STAGES",
+    "BackboneStages",
+    "ChainHead",
     "ConvBNAct",
     "EENNOutput",
     "EarlyExitNetwork",
@@ -30,13 +34,16 @@ __all__ = [
     "ExitHeadSpec",
     "FinalClassifier",
     "MBConv",
+    "MBConvExitHead",
     "NachosExitHead",
     "PoolLinearExitHead",
     "SqueezeExcitation",
     "StageSpec",
     "attach_exits",
     "build_eenn",
+    "choose_pools",
     "cumulative_confidence",
+    "cut_stages",
     "exit_probabilities",
     "get_exit_head",
     "init_weights",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -28,18 +28,57 @@ def _check_counts(num_classes: int, in_channels: int) -> None:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}.")
 
 
+def choose_pools(
+    cumulative: Sequence[int],
+    final_cost: int,
+    exits: Sequence[tuple[int, str, tuple[int, int]]],
+    head_macs: Callable[[int, str, int], int],
+) -> dict[int, int]:
+    """The cost-monotone rule: the max-pool in front of each early-exit head.
+
+    Heads are taken from the last exit backwards; a head gets the first of its design's pool
+    sizes (that fits the features) for which (backbone to its segment + head) costs less than
+    the next deeper exit (backbone to there + its head; the final exit at the end).
+
+    Args:
+        cumulative: MACs of the backbone up to and including each segment.
+        final_cost: MACs of the whole backbone plus the final head.
+        exits: ``(segment index, head design, (height, width) of its features)`` per exit.
+        head_macs: ``head_macs(segment index, head design, pool)``: MACs of that head.
+
+    Returns:
+        The pool size of each exit, by segment index.
+    """
+    pools: dict[int, int] = {}
+    next_cost = final_cost
+    for position, name, spatial in sorted(exits, reverse=True):
+        spec = get_exit_head(name)
+        usable = [p for p in spec.pool_sizes if p <= min(spatial)] or [1]
+        for pool in usable:
+            cost = cumulative[position] + head_macs(position, name, pool)
+            if cost < next_cost:
+                break
+        pools[position] = pool
+        next_cost = cost
+    return pools
+
+
 def _cost_monotone_heads(
     segments: Sequence[nn.Module],
     final_head: nn.Module,
     exit_positions: Sequence[int],
     *,
-    head_name: str,
+    head_name: str | Mapping[int, str],
     num_classes: int,
     example: torch.Tensor,
+    pools: Mapping[int, int] | None = None,
 ) -> tuple[dict[int, nn.Module], list[int]]:
     """Build exit heads from the last exit backwards, pooling in front of head ``j`` while
-    (backbone to ``j`` + head ``j``) costs at least (backbone to the next exit + its head)."""
-    spec = get_exit_head(head_name)
+    (backbone to ``j`` + head ``j``) costs at least (backbone to the next exit + its head).
+    ``pools`` given: use those pool sizes instead of the rule."""
+    names = (
+        {p: head_name for p in exit_positions} if isinstance(head_name, str) else dict(head_name)
+    )
     features = []
     cumulative = []
     total = 0
@@ -50,23 +89,27 @@ def _cost_monotone_heads(
         features.append(x)
         cumulative.append(total)
     final_macs, _ = profile_macs(final_head, x)
-    next_cost = cumulative[-1] + final_macs
 
-    heads: dict[int, nn.Module] = {}
-    pools: dict[int, int] = {}
-    for position in sorted(exit_positions, reverse=True):
+    def make(position: int, pool: int) -> nn.Module:
         feature = features[position]
         spatial = (feature.shape[2], feature.shape[3])
-        usable = [p for p in spec.pool_sizes if p <= min(spatial)] or [1]
-        for pool in usable:
-            head = init_weights(spec.factory(feature.shape[1], spatial, num_classes, pool=pool))
-            head_macs, _ = profile_macs(head, feature)
-            cost = cumulative[position] + head_macs
-            if cost < next_cost:
-                break
-        heads[position], pools[position] = head, pool
-        next_cost = cost
-    return heads, [pools[p] for p in sorted(pools)]
+        spec = get_exit_head(names[position])
+        return init_weights(spec.factory(feature.shape[1], spatial, num_classes, pool=pool))
+
+    if pools is None:
+        made: dict[tuple[int, int], nn.Module] = {}
+
+        def head_macs(position: int, _name: str, pool: int) -> int:
+            made[(position, pool)] = make(position, pool)
+            return profile_macs(made[(position, pool)], features[position])[0]
+
+        exits = [(p, names[p], tuple(features[p].shape[2:4])) for p in exit_positions]
+        chosen = choose_pools(cumulative, cumulative[-1] + final_macs, exits, head_macs)
+        heads = {p: made[(p, chosen[p])] for p in exit_positions}
+    else:
+        chosen = {p: int(pools[p]) for p in exit_positions}
+        heads = {p: make(p, chosen[p]) for p in exit_positions}
+    return heads, [chosen[p] for p in sorted(chosen)]
 
 
 def build_eenn(config: EENNConfig, *, num_classes: int, in_channels: int = 3) -> EarlyExitNetwork:
@@ -107,7 +150,14 @@ def build_eenn(config: EENNConfig, *, num_classes: int, in_channels: int = 3) ->
         example=example,
     )
     return EarlyExitNetwork(
-        segments, heads, final_head, num_classes=num_classes, config=config, exit_pools=pools
+        segments,
+        heads,
+        final_head,
+        num_classes=num_classes,
+        config=config,
+        exit_pools=pools,
+        input_shape=(in_channels, config.resolution, config.resolution),
+        exit_head_names=(config.exit_head,) * len(heads),
     )
 
 
@@ -118,18 +168,23 @@ def attach_exits(
     exit_after: Sequence[int],
     num_classes: int,
     input_shape: tuple[int, int, int],
-    head: str = "pool_linear",
+    head: str | Sequence[str] = "pool_linear",
+    pools: Sequence[int] | None = None,
 ) -> EarlyExitNetwork:
     """Attach early exits to a backbone the user already has.
 
     Args:
         segments: The backbone as an ordered list of stages (for example a torchvision
-            ResNet-18 cut into its stem and ``layer1`` .. ``layer4``).
+            ResNet-18 cut into its stem and ``layer1`` .. ``layer4``; see
+            :func:`~optuna_nachos.models.cut_stages`).
         final_head: The backbone's own classifier, applied after the last segment.
         exit_after: Indices of the segments followed by an early exit (not the last one).
         num_classes: Number of classes the heads predict.
         input_shape: ``(channels, height, width)`` of one input, used to size the heads.
-        head: Registered exit head design; the cost-monotone pooling rule applies.
+        head: Registered exit head design, one for every exit or one per entry of
+            ``exit_after`` (in the same order).
+        pools: Max-pool size in front of each head, in the order of ``exit_after``; by
+            default the cost-monotone rule chooses them.
 
     Returns:
         The early-exit network. Its weights are shared with the modules passed in; only the
@@ -145,8 +200,39 @@ def attach_exits(
                 f"exit_after entries must lie in 0..{len(segments) - 2} (an exit after the last "
                 f"segment would duplicate the final head), got {position}."
             )
+    if isinstance(head, str):
+        names = {p: head for p in positions}
+    else:
+        if len(head) != len(exit_after):
+            raise ValueError(
+                f"head needs one design per exit ({len(exit_after)}), got {list(head)}."
+            )
+        names = dict(zip(exit_after, head))
+    for name in names.values():
+        get_exit_head(name)
+    pool_map = None
+    if pools is not None:
+        if len(pools) != len(exit_after):
+            raise ValueError(
+                f"pools needs one size per exit ({len(exit_after)}), got {list(pools)}."
+            )
+        pool_map = dict(zip(exit_after, pools))
     example = torch.zeros(1, *input_shape)
-    heads, pools = _cost_monotone_heads(
-        segments, final_head, positions, head_name=head, num_classes=num_classes, example=example
+    heads, chosen = _cost_monotone_heads(
+        segments,
+        final_head,
+        positions,
+        head_name=names,
+        num_classes=num_classes,
+        example=example,
+        pools=pool_map,
     )
-    return EarlyExitNetwork(segments, heads, final_head, num_classes=num_classes, exit_pools=pools)
+    return EarlyExitNetwork(
+        segments,
+        heads,
+        final_head,
+        num_classes=num_classes,
+        exit_pools=chosen,
+        input_shape=input_shape,
+        exit_head_names=[names[p] for p in positions],
+    )

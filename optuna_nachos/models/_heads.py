@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from optuna_nachos.models._blocks import MBConv, make_divisible
+
 ExitHeadFactory = Callable[..., nn.Module]
 
 
@@ -77,6 +79,41 @@ class PoolLinearExitHead(nn.Module):
         return self.classifier(self.pool(x).flatten(1))
 
 
+class MBConvExitHead(nn.Module):
+    """A small MBConv exit head: one inverted residual block, global pooling and a linear layer.
+
+    The block expands the features by 3 (1x1 convolution), filters them with a 3x3 depthwise
+    convolution and projects them to ``max(16, in_channels // 2)`` channels (BatchNorm and
+    ReLU as in MobileNetV3); an optional max-pool of kernel and stride ``pool`` goes first.
+    """
+
+    def __init__(
+        self, in_channels: int, spatial_size: tuple[int, int], num_classes: int, *, pool: int = 1
+    ) -> None:
+        super().__init__()
+        height, width = spatial_size
+        if pool > 1 and (height < pool or width < pool):
+            raise ValueError(
+                f"cannot max-pool {height}x{width} features with size {pool}; use a smaller pool."
+            )
+        out_channels = make_divisible(max(16, in_channels // 2))
+        self.pool = nn.MaxPool2d(pool) if pool > 1 else nn.Identity()
+        self.block = MBConv(
+            in_channels,
+            out_channels,
+            kernel_size=3,
+            stride=1,
+            expand_ratio=3,
+            activation="relu",
+            use_se=False,
+        )
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(out_channels, num_classes + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pool(self.block(self.pool(x))).flatten(1))
+
+
 _EXIT_HEADS: dict[str, ExitHeadSpec] = {}
 
 
@@ -126,3 +163,4 @@ def list_exit_heads() -> list[str]:
 
 register_exit_head("nachos", NachosExitHead, pool_sizes=(1, 2, 4))
 register_exit_head("pool_linear", PoolLinearExitHead)
+register_exit_head("mbconv", MBConvExitHead, pool_sizes=(1, 2, 4))

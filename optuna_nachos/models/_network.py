@@ -48,6 +48,9 @@ class EarlyExitNetwork(nn.Module):
         num_classes: Number of classes.
         config: The configuration the network was built from, if any.
         exit_pools: Max-pool size in front of each early-exit head, for the record.
+        input_shape: ``(channels, height, width)`` of one input sample, when known; lets
+            :func:`~optuna_nachos.exit_macs` count the network without being told.
+        exit_head_names: Registered design of each early-exit head, for the record.
     """
 
     def __init__(
@@ -59,6 +62,8 @@ class EarlyExitNetwork(nn.Module):
         num_classes: int,
         config: EENNConfig | None = None,
         exit_pools: Sequence[int] | None = None,
+        input_shape: Sequence[int] | None = None,
+        exit_head_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not segments:
@@ -75,6 +80,8 @@ class EarlyExitNetwork(nn.Module):
         self.num_classes = num_classes
         self.config = config
         self.exit_pools = tuple(exit_pools) if exit_pools is not None else None
+        self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
+        self.exit_head_names = tuple(exit_head_names) if exit_head_names is not None else None
 
     @property
     def num_exits(self) -> int:

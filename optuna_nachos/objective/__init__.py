@@ -1,5 +1,6 @@
-"""The packaged NACHOS objective."""
+"""The packaged objectives: the NACHOS search, and exits on your own backbone."""
 
+from optuna_nachos.objective._exits import EXPORT_ATTR, ExitObjective
 from optuna_nachos.objective._objective import NachosObjective
 
-__all__ = ["NachosObjective"]
+__all__ = ["EXPORT_ATTR", "ExitObjective", "NachosObjective"]

@@ -19,6 +19,7 @@ from optuna_nachos.cost import cost_profile, exit_macs
 from optuna_nachos.data import DatasetSplits, load_dataset
 from optuna_nachos.models import build_eenn
 from optuna_nachos.results._export import ARTIFACT_ATTR, BUNDLE_FILE, save_eenn
+from optuna_nachos.results._preprocess import Preprocessing
 from optuna_nachos.space import MobileNetV3Space
 from optuna_nachos.study._constraints import (
     MAX_AVG_MACS,
@@ -468,6 +469,7 @@ class NachosObjective:
                     "exit_params": [int(p) for p in profile.exit_params],
                     "metrics": metrics,
                     "dataset": self.data.name,
+                    "preprocessing": Preprocessing.from_dataset(self.data).to_dict(),
                 },
             )
             artifact_id = optuna.artifacts.upload_artifact(

@@ -7,10 +7,15 @@ from optuna_nachos.results._export import (
     save_eenn,
 )
 from optuna_nachos.results._front import admissible_trials, high_tradeoff_trials, hypervolume
+from optuna_nachos.results._preprocess import RESIZE_MODES, Preprocessing
+from optuna_nachos.results._programs import ExportedPiece
 from optuna_nachos.results._rows import front_rows
 
 __all__ = [
+    "RESIZE_MODES",
     "DeployedEENN",
+    "ExportedPiece",
+    "Preprocessing",
     "admissible_trials",
     "export_eenn",
     "front_rows",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,12 @@ import torch
 
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.models import EarlyExitNetwork, EarlyExitPrediction, build_eenn
+from optuna_nachos.results._preprocess import Preprocessing
+from optuna_nachos.results._programs import PROGRAMS_DIR, load_programs, save_programs
 
 FORMAT = "optuna-nachos/eenn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PROGRAMS = "programs"
 BUNDLE_FILE = "eenn.pt"
 METADATA_FILE = "eenn.json"
 WEIGHTS_FILE = "weights.pt"
@@ -33,46 +37,129 @@ class DeployedEENN:
         thresholds: One calibrated threshold per early exit.
         metadata: Everything else recorded with it: ``num_classes``, ``in_channels``, costs
             (``exit_macs``, ``exit_params``), metrics, the trial number.
+        preprocessing: What raw images go through before the network, when recorded.
     """
 
     model: EarlyExitNetwork
     thresholds: tuple[float, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    preprocessing: Preprocessing | None = None
 
     @property
-    def config(self) -> EENNConfig:
-        """The network's configuration."""
-        assert self.model.config is not None
+    def config(self) -> EENNConfig | None:
+        """The network's configuration (``None`` for exits on a user's own backbone)."""
         return self.model.config
 
-    def predict(self, x: torch.Tensor) -> EarlyExitPrediction:
-        """Early-exit inference with the calibrated thresholds."""
+    @property
+    def exit_macs(self) -> tuple[int, ...] | None:
+        """MACs of a sample leaving at each exit, as recorded at export."""
+        macs = self.metadata.get("exit_macs")
+        return None if macs is None else tuple(int(m) for m in macs)
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """Raw images (uint8 or [0, 1] float tensors, PIL images, or lists of them) as the
+        normalized batch the network reads, through the stored preprocessing.
+
+        Raises:
+            ValueError: If the export records no preprocessing.
+        """
+        if self.preprocessing is None:
+            raise ValueError(
+                "this export records no preprocessing: feed normalized tensors to predict(x, "
+                "preprocess=False), or export again with export_eenn(..., preprocessing=...)."
+            )
+        device = next(iter(self.model.parameters())).device
+        return self.preprocessing(images).to(device)
+
+    def predict(self, x: Any, *, preprocess: bool | None = None) -> EarlyExitPrediction:
+        """Early-exit inference with the calibrated thresholds.
+
+        Args:
+            x: Raw images (see :meth:`preprocess`) when the export records its
+                preprocessing; otherwise (or with ``preprocess=False``) a normalized batch
+                ``(N, C, H, W)``.
+            preprocess: Whether to run ``x`` through the stored preprocessing; by default,
+                when one is stored.
+        """
+        if preprocess is None:
+            preprocess = self.preprocessing is not None
+        if preprocess:
+            x = self.preprocess(x)
         return self.model.predict(x, self.thresholds)
 
 
 def _metadata(
     model: EarlyExitNetwork,
     thresholds: Sequence[float],
-    in_channels: int,
+    in_channels: int | None,
     extra: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    if model.config is None:
-        raise ValueError("only networks built from an EENNConfig can be saved; got none.")
+    if not isinstance(model, EarlyExitNetwork):
+        raise TypeError(
+            f"model must be an EarlyExitNetwork (build_eenn, attach_exits or "
+            f"BackboneExitSpace.build), got {type(model).__name__}."
+        )
+    if in_channels is None:
+        if model.input_shape is None:
+            raise ValueError(
+                "pass in_channels=<channels of the input images>: the network does not "
+                "record its input shape."
+            )
+        in_channels = int(model.input_shape[0])
     thresholds = [float(t) for t in thresholds]
     if len(thresholds) != model.num_exits - 1:
         raise ValueError(
             f"expected {model.num_exits - 1} thresholds (one per early exit), "
             f"got {len(thresholds)}."
         )
-    return {
+    info: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "config": model.config.to_dict(),
+        "config": None if model.config is None else model.config.to_dict(),
         "num_classes": model.num_classes,
         "in_channels": in_channels,
         "thresholds": thresholds,
-        **dict(extra or {}),
     }
+    if model.input_shape is not None:
+        info["input_shape"] = list(model.input_shape)
+    exits_config = getattr(model, "exits_config", None)
+    if exits_config is not None and hasattr(exits_config, "to_dict"):
+        info["exits_config"] = exits_config.to_dict()
+    info.update(dict(extra or {}))
+    return info
+
+
+def _with_costs(info: dict[str, Any], model: EarlyExitNetwork) -> dict[str, Any]:
+    """Add the per-exit MACs and parameters (fvcore) when the caller did not record them."""
+    if "exit_macs" in info and "exit_params" in info:
+        return info
+    from optuna_nachos.cost import count_exit_macs, count_exit_params
+
+    shape = info.get("input_shape")
+    if shape is None and model.config is not None:
+        resolution = model.config.resolution
+        shape = [int(info["in_channels"]), resolution, resolution]
+    if shape is not None:
+        info.setdefault("exit_macs", count_exit_macs(model, tuple(shape)))
+    info.setdefault("exit_params", count_exit_params(model))
+    return info
+
+
+def _preprocessing_dict(
+    preprocessing: Preprocessing | Mapping[str, Any] | None, info: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    if preprocessing is None:
+        preprocessing = info.get("preprocessing")
+    if preprocessing is None:
+        return None
+    if not isinstance(preprocessing, Preprocessing):
+        preprocessing = Preprocessing.from_dict(preprocessing)
+    if preprocessing.channels != int(info["in_channels"]):
+        raise ValueError(
+            f"the preprocessing gives {preprocessing.channels} channels but the network reads "
+            f"{info['in_channels']}."
+        )
+    return preprocessing.to_dict()
 
 
 def save_eenn(
@@ -92,6 +179,11 @@ def save_eenn(
         in_channels: Channels of the input images.
         metadata: Extra plain-JSON values to keep (costs, metrics).
     """
+    if model.config is None:
+        raise ValueError(
+            "save_eenn stores networks built from an EENNConfig in one file; export any other "
+            "network (exits on your own backbone) to a folder with export_eenn(folder, ...)."
+        )
     bundle = _metadata(model, thresholds, in_channels, metadata)
     bundle["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path = Path(path)
@@ -104,17 +196,85 @@ def export_eenn(
     model: EarlyExitNetwork,
     thresholds: Sequence[float],
     *,
-    in_channels: int,
+    in_channels: int | None = None,
     metadata: Mapping[str, Any] | None = None,
+    preprocessing: Preprocessing | Mapping[str, Any] | None = None,
 ) -> Path:
-    """Export a network to a folder: ``eenn.json`` (config, thresholds, costs, metrics) and
-    ``weights.pt`` (the state dict). The folder loads with :func:`load_eenn`."""
+    """Export a network to a folder that :func:`load_eenn` reloads without your code.
+
+    The folder holds ``eenn.json`` (thresholds, class count, input shape, per-exit MACs and
+    parameters, the preprocessing, metrics and whatever ``metadata`` adds) and
+    ``weights.pt`` (the state dict, under the network's own names). A network built from an
+    :class:`~optuna_nachos.EENNConfig` is rebuilt from the configuration recorded in
+    ``eenn.json``; any other one (exits on a torchvision or timm backbone) is also saved as
+    ``programs/*.pt2``: one ``torch.export`` program per backbone segment, exit head and final
+    head (eval mode, any batch size), from which it is rebuilt for inference. The files are
+    written to a temporary folder beside ``out_dir`` and moved in place at the end, so a
+    failed export leaves nothing behind.
+
+    Args:
+        out_dir: The folder to write.
+        model: The trained network.
+        thresholds: One threshold per early exit.
+        in_channels: Channels of the input images; by default the network's recorded input
+            shape gives them.
+        metadata: Extra plain-JSON values to keep (metrics, costs). Per-exit MACs and
+            parameters are counted with fvcore when not given as ``exit_macs`` and
+            ``exit_params``.
+        preprocessing: What raw images go through before the network (mean, std,
+            resolution, channels), e.g. ``Preprocessing.from_dataset(splits)``; may also come
+            as ``metadata["preprocessing"]``.
+
+    Returns:
+        The folder.
+
+    Raises:
+        ValueError: On a threshold count that does not match, or a preprocessing whose
+            channels differ from the network's.
+        RuntimeError: If a piece of a network outside the built-in space cannot be traced
+            by ``torch.export``.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     info = _metadata(model, thresholds, in_channels, metadata)
-    (out / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / WEIGHTS_FILE)
+    info["preprocessing"] = _preprocessing_dict(preprocessing, info)
+    info = _with_costs(info, model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if model.config is None:
+            shape = info.get("input_shape")
+            if shape is None:
+                raise ValueError(
+                    "exporting a network outside the built-in space needs its input shape: "
+                    "build it with attach_exits(..., input_shape=...) or BackboneExitSpace."
+                )
+            info["architecture"] = {"kind": PROGRAMS, **save_programs(model, staging, tuple(shape))}
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save(state, staging / WEIGHTS_FILE)
+        (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        _move_into(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _move_into(staging: Path, out: Path) -> None:
+    """Put the staged export at ``out``: a rename when ``out`` does not exist, else file by
+    file into it (the metadata last, so a reader never sees new metadata with old files)."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    if not out.is_dir():
+        raise NotADirectoryError(f"{out} exists and is not a folder.")
+    stale = out / PROGRAMS_DIR
+    if stale.is_dir() and not (staging / PROGRAMS_DIR).exists():
+        shutil.rmtree(stale)
+    entries = sorted(staging.iterdir(), key=lambda p: p.name == METADATA_FILE)
+    for entry in entries:
+        target = out / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
 
 
 def _from_parts(
@@ -123,6 +283,7 @@ def _from_parts(
     *,
     source: str,
     map_location: str | torch.device,
+    folder: Path | None = None,
 ) -> DeployedEENN:
     if info.get("format") != FORMAT:
         raise ValueError(
@@ -133,16 +294,35 @@ def _from_parts(
             f"{source} was written by a newer optuna-nachos (format {info['format_version']}); "
             "upgrade optuna-nachos to load it."
         )
-    config = EENNConfig.from_dict(info["config"])
-    model = build_eenn(
-        config, num_classes=int(info["num_classes"]), in_channels=int(info["in_channels"])
-    )
-    model.load_state_dict(state_dict)
+    architecture = info.get("architecture")
+    if isinstance(architecture, Mapping) and architecture.get("kind") == PROGRAMS:
+        if folder is None:
+            raise ValueError(f"{source}: a network saved as programs loads from its folder.")
+        model = load_programs(
+            folder,
+            architecture,
+            num_classes=int(info["num_classes"]),
+            input_shape=info.get("input_shape"),
+        )
+    else:
+        if info.get("config") is None:
+            raise ValueError(f"{source} records neither a configuration nor programs.")
+        config = EENNConfig.from_dict(info["config"])
+        model = build_eenn(
+            config, num_classes=int(info["num_classes"]), in_channels=int(info["in_channels"])
+        )
+        model.load_state_dict(state_dict)
     model.to(map_location).eval()
     metadata = {
         k: v for k, v in info.items() if k not in {"state_dict", "thresholds", "format", "config"}
     }
-    return DeployedEENN(model, tuple(float(t) for t in info["thresholds"]), metadata)
+    preprocessing = info.get("preprocessing")
+    return DeployedEENN(
+        model,
+        tuple(float(t) for t in info["thresholds"]),
+        metadata,
+        None if preprocessing is None else Preprocessing.from_dict(preprocessing),
+    )
 
 
 def _load_path(path: Path, map_location: str | torch.device) -> DeployedEENN:
@@ -155,7 +335,7 @@ def _load_path(path: Path, map_location: str | torch.device) -> DeployedEENN:
             )
         info = json.loads(meta_path.read_text())
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        return _from_parts(info, state, source=str(path), map_location=map_location)
+        return _from_parts(info, state, source=str(path), map_location=map_location, folder=path)
     if not path.is_file():
         raise FileNotFoundError(f"no exported network at {path}.")
     bundle = torch.load(path, map_location="cpu", weights_only=True)

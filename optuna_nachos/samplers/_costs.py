@@ -54,7 +54,9 @@ class SpaceCosts:
 
     Args:
         space: The search space (``config_from_params``, ``params_from_config``,
-            ``exit_deficit``), e.g. :class:`~optuna_nachos.space.MobileNetV3Space`.
+            ``exit_deficit``), e.g. :class:`~optuna_nachos.space.MobileNetV3Space`; a space
+            with its own ``cost_profile(config, convention=...)`` (as
+            :class:`~optuna_nachos.space.BackboneExitSpace`) counts its networks itself.
         num_classes: Classes of the task (the heads' output size).
         in_channels: Channels of the input images.
         convention: Cost convention of :func:`optuna_nachos.cost.exit_macs`.
@@ -83,7 +85,7 @@ class SpaceCosts:
         self.max_params = max_params
         self.distributions = dict(space.distributions())
         self._names = tuple(self.distributions)
-        self._final_stage = NUM_STAGES
+        self._final_stage = int(getattr(space, "num_stages", NUM_STAGES))
         self._by_params: dict[Hashable, CandidateCosts] = {}
 
     def full_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,12 +106,16 @@ class SpaceCosts:
         if found is not None:
             return found
         config = self.space.config_from_params(full)
-        profile = cost_profile(
-            config,
-            num_classes=self.num_classes,
-            in_channels=self.in_channels,
-            convention=self.convention,
-        )
+        if callable(getattr(self.space, "cost_profile", None)):
+            # A space that counts its own networks (exits on a user's backbone).
+            profile = self.space.cost_profile(config, convention=self.convention)
+        else:
+            profile = cost_profile(
+                config,
+                num_classes=self.num_classes,
+                in_channels=self.in_channels,
+                convention=self.convention,
+            )
         found = CandidateCosts(
             config=config,
             exit_macs=tuple(int(m) for m in profile.exit_macs),

@@ -112,9 +112,11 @@ class NachosSampler(BaseSampler):
        duplicate no earlier trial or proposal become the round's proposals, which the next
        trials take in turn.
 
-    With an EENN ``space`` (:class:`~optuna_nachos.space.MobileNetV3Space`), whatever can be
-    computed exactly is: "predict what you must, compute what you can". The per-exit MACs of a
-    candidate come from the analytic cost model (:func:`optuna_nachos.cost.exit_macs`); only
+    With an EENN ``space`` (:class:`~optuna_nachos.space.MobileNetV3Space`, or
+    :class:`~optuna_nachos.space.BackboneExitSpace` for exits on your own backbone), whatever
+    can be computed exactly is: "predict what you must, compute what you can". The per-exit
+    MACs of a candidate come from the analytic cost model (:func:`optuna_nachos.cost.exit_macs`,
+    or the space's own fvcore counts); only
     the unknown exit ratios are predicted, as the position of the average cost relative to
     exactly computed anchors: ``avg = anchor + t * scale``, where the anchor is the deepest exit
     whose cost fits in ``max_avg_macs`` (all samples leaving there) and the scale the headroom
@@ -287,7 +289,8 @@ class NachosSampler(BaseSampler):
             ):
                 if not callable(getattr(space, method, None)):
                     raise ValueError(
-                        f"space must be an EENN search space such as MobileNetV3Space; "
+                        "space must be an EENN search space such as MobileNetV3Space or "
+                        f"BackboneExitSpace; "
                         f"{type(space).__name__} has no {method}()."
                     )
         self._space = space

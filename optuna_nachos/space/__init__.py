@@ -1,10 +1,13 @@
 """The Optuna side of configurations: search spaces and ``suggest_eenn``."""
 
+from optuna_nachos.space._backbone import DEFAULT_EXIT_HEADS, BackboneExitSpace
 from optuna_nachos.space._mobilenetv3 import EDANAS_THRESHOLD_GENES, MobileNetV3Space
 from optuna_nachos.space._registry import get_space, list_spaces, register_space
 from optuna_nachos.space._suggest import config_from_params, suggest_eenn
 
 __all__ = [
+    "DEFAULT_EXIT_HEADS",
+    "BackboneExitSpace",
     "EDANAS_THRESHOLD_GENES",
     "MobileNetV3Space",
     "config_from_params",

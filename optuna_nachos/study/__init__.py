@@ -3,6 +3,7 @@
 from optuna_nachos.study._constraints import (
     CONSTRAINT_NAMES,
     constraint_values,
+    constraints_from_user_attrs,
     is_feasible,
 )
 from optuna_nachos.study._create import (
@@ -23,6 +24,7 @@ __all__ = [
     "METRIC_NAMES",
     "SAMPLER_NAMES",
     "constraint_values",
+    "constraints_from_user_attrs",
     "create_sampler",
     "create_study",
     "is_feasible",

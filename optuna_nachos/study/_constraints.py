@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from optuna.trial import FrozenTrial
 
@@ -56,3 +56,84 @@ def is_feasible(trial: FrozenTrial) -> bool:
     """Whether the trial carries constraints and satisfies all of them."""
     stored = trial.constraints
     return bool(stored) and all(value <= 0.0 for value in stored.values())
+
+
+ACCURACY_ATTR = "accuracy"
+"""User attribute holding a trial's accuracy (the objective value), read by
+:func:`constraints_from_user_attrs`."""
+
+AVG_MACS_ATTR = "avg_macs"
+"""User attribute holding a trial's average MACs (the objective value)."""
+
+EXIT_DEFICIT_ATTR = "exit_deficit"
+"""User attribute holding the early exits a trial lacks to reach ``min_exits``."""
+
+EXIT_MACS_ATTR = "exit_macs"
+"""User attribute holding a trial's per-exit MACs (the last one is the peak)."""
+
+PARAMS_ATTR = "params"
+"""User attribute holding a trial's parameter count."""
+
+
+def constraints_from_user_attrs(
+    *,
+    max_avg_macs: float,
+    min_accuracy: float,
+    max_peak_macs: float | None = None,
+    max_params: float | None = None,
+) -> Callable[[FrozenTrial], list[float]]:
+    """A ``constraints_func`` for samplers that still take one, computed from user attributes.
+
+    The returned function reads what the objective recorded as user attributes and computes,
+    in this order: ``avg_macs - max_avg_macs``, ``min_accuracy - accuracy``, the missing early
+    exits (``exit_deficit``), then ``exit_macs[-1] - max_peak_macs`` and
+    ``params - max_params`` when those limits are given. The objective records the attributes
+    (:class:`~optuna_nachos.objective.ExitObjective` with ``set_constraints=False`` does) and
+    does *not* call ``trial.set_constraint``: the sampler stores the list once, as Optuna's
+    legacy ``constraints`` system attribute, so nothing is stored twice.
+
+    ``constraints_func`` is deprecated since Optuna 5.0 (removal planned for 7.0) in favour
+    of ``trial.set_constraint``, which Optuna 5 samplers read directly; use this helper only
+    for samplers that still need the function (``NSGAIISampler(constraints_func=...)`` on
+    Optuna 4, some optuna-integration samplers).
+
+    Args:
+        max_avg_macs: Budget of average MACs.
+        min_accuracy: Accuracy floor (same unit as the ``accuracy`` attribute).
+        max_peak_macs: Optional limit of the last exit's MACs.
+        max_params: Optional limit of the parameter count.
+
+    Returns:
+        ``constraints_func(trial) -> list[float]`` (``<= 0`` satisfied).
+
+    Raises:
+        KeyError: (from the returned function) when a trial lacks an attribute; the message
+            names the attributes to record.
+    """
+    budget, floor = float(max_avg_macs), float(min_accuracy)
+
+    def constraints_func(trial: FrozenTrial) -> list[float]:
+        attrs = trial.user_attrs
+        needed = [ACCURACY_ATTR, AVG_MACS_ATTR, EXIT_DEFICIT_ATTR]
+        if max_peak_macs is not None:
+            needed.append(EXIT_MACS_ATTR)
+        if max_params is not None:
+            needed.append(PARAMS_ATTR)
+        missing = [name for name in needed if name not in attrs]
+        if missing:
+            raise KeyError(
+                f"trial {trial.number} lacks the user attributes {missing}: record them with "
+                "trial.set_user_attr in the objective (ExitObjective does)."
+            )
+        values = [
+            float(attrs[AVG_MACS_ATTR]) - budget,
+            floor - float(attrs[ACCURACY_ATTR]),
+            float(attrs[EXIT_DEFICIT_ATTR]),
+        ]
+        if max_peak_macs is not None:
+            values.append(float(attrs[EXIT_MACS_ATTR][-1]) - float(max_peak_macs))
+        if max_params is not None:
+            values.append(float(attrs[PARAMS_ATTR]) - float(max_params))
+        return values
+
+    return constraints_func
