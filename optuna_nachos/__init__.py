@@ -9,7 +9,15 @@ The public names most users need are here; the subpackages hold the rest:
 
 from optuna_nachos._version import __version__
 from optuna_nachos.config import ConfigError, EENNConfig
-from optuna_nachos.cost import average_macs, cost_profile, exit_macs, peak_macs
+from optuna_nachos.cost import (
+    LatencyTable,
+    average_macs,
+    cost_profile,
+    exit_latency,
+    exit_macs,
+    peak_macs,
+    profile_latency,
+)
 from optuna_nachos.models import EarlyExitNetwork, attach_exits, build_eenn
 from optuna_nachos.objective import NachosObjective
 from optuna_nachos.results import (
@@ -31,6 +39,7 @@ __all__ = [
     "DeployedEENN",
     "EENNConfig",
     "EarlyExitNetwork",
+    "LatencyTable",
     "MobileNetV3Space",
     "NachosObjective",
     "NachosSampler",
@@ -46,11 +55,13 @@ __all__ = [
     "create_sampler",
     "create_study",
     "export_eenn",
+    "exit_latency",
     "exit_macs",
     "high_tradeoff_trials",
     "hypervolume",
     "load_eenn",
     "peak_macs",
+    "profile_latency",
     "run_search",
     "save_eenn",
     "suggest_eenn",

@@ -7,11 +7,14 @@ input side), the exit heads (per design, input shape and max-pool) and the final
 it runs on; :func:`exit_latency` then predicts what a sample leaving at each exit costs by
 adding up the blocks on its path, exactly as :func:`~optuna_nachos.cost.exit_macs` adds MACs.
 
-Method of a measurement: the block runs ``warmup`` times untimed, then ``repeats`` times, each
-run timed on its own with :func:`time.perf_counter_ns`; the block's latency is the median
-minus the median of an empty call of the same back end (the fixed cost of one call: a Python
-module call in torch, a ``session.run`` in onnxruntime). A path then pays the blocks plus one
-empty call per segment it runs: an exit ``j`` of a deployed chain runs ``j + 1`` segments.
+Method of a measurement: all blocks are built and, per back end and batch size, timed in
+rounds: ``warmup`` untimed rounds, then ``repeats`` rounds that run every block once, each run
+timed on its own with :func:`time.perf_counter_ns` (round robin, so that a block runs with the
+other blocks' weights in the caches, as inside a network, not hot from its own previous run).
+A block's latency is its median minus the median of an empty step of the same back end (the
+fixed cost of running one segment: a module call or a ``session.run``, and the exit rule's
+arithmetic). A path then pays its blocks plus one empty step per segment it runs: exit ``j``
+of a deployed chain runs ``j + 1`` segments.
 """
 
 from __future__ import annotations
@@ -414,6 +417,35 @@ def median_ms(run: Callable[[], Any], *, warmup: int, repeats: int) -> float:
     return statistics.median(times) / 1e6
 
 
+def _round_robin_ms(runs: Sequence[Callable[[], Any]], *, warmup: int, repeats: int) -> list[float]:
+    """Median wall time in ms of each of ``runs``, timed in rounds that call each run once."""
+    for _ in range(warmup):
+        for run in runs:
+            run()
+    times: list[list[int]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, own in zip(runs, times):
+            start = time.perf_counter_ns()
+            run()
+            own.append(time.perf_counter_ns() - start)
+    return [statistics.median(own) / 1e6 for own in times]
+
+
+def _torch_step(identity: nn.Module, x: torch.Tensor, out: torch.Tensor) -> bool:
+    """An empty module call and the exit rule's arithmetic, as one step of early-exit inference
+    in torch pays them."""
+    identity(x)
+    survive = 1.0 - torch.sigmoid(out[:, -1])
+    return bool(((1.0 - survive) >= 0.5).any())
+
+
+def _numpy_step(session: Any, feed: dict, confidence: np.ndarray) -> bool:
+    """An empty ``session.run`` and the exit rule's arithmetic in numpy."""
+    session.run(None, feed)
+    survive = np.float32(1.0) - confidence
+    return bool(((np.float32(1.0) - survive) >= 0.5).any())
+
+
 def _identity_onnx() -> bytes:
     import onnx
     from onnx import TensorProto, helper
@@ -479,9 +511,10 @@ def profile_latency(
 ) -> LatencyTable:
     """Measure every distinct block of a MobileNetV3 space on this machine.
 
-    Each block is built with random weights in eval mode; for every back end and batch size it
-    runs ``warmup`` times untimed, then ``repeats`` times, each timed alone; the table keeps the
-    median minus the median of an empty call (see the module's description). onnxruntime runs
+    Each block is built with random weights in eval mode; for every back end and batch size
+    all blocks are timed in round-robin rounds (``warmup`` untimed, ``repeats`` timed, each run
+    timed alone); the table keeps a block's median minus the median of an empty step (see the
+    module's description). onnxruntime runs
     the block exported to ONNX (opset 17, constant folding, all graph optimizations,
     ``threads`` intra-op threads, sequential execution); torch runs it eagerly under
     :func:`torch.inference_mode` with ``torch.set_num_threads(threads)``.
@@ -496,8 +529,8 @@ def profile_latency(
         in_channels: Channels of the input images.
         backends: Back ends to measure, among :data:`BACKENDS`.
         batch_sizes: Batch sizes to measure (1 and a second one by default).
-        warmup: Untimed runs before the timed ones.
-        repeats: Timed runs; the median is kept.
+        warmup: Untimed rounds before the timed ones.
+        repeats: Timed rounds; the median is kept.
         threads: CPU threads of both back ends.
         seed: Seed of the random weights and inputs.
         progress: Called as ``progress(done, total, key)`` after each block.
@@ -539,60 +572,75 @@ def profile_latency(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
-    measured: dict[str, dict[str, dict[str, float]]] = {}
-    overhead: dict[str, dict[str, float]] = {b: {} for b in backends}
+    keys = list(blocks)
+    total = len(keys) + len(sizes) * len(backends)
+    # runners[backend][batch]: one zero-argument call per block, the empty call first.
+    runners: dict[str, dict[int, list[Callable[[], Any]]]] = {
+        b: {batch: [] for batch in sizes} for b in backends
+    }
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             identity = nn.Identity()
-            empty = make_session(_identity_onnx(), threads=threads) if make_session else None
             for batch in sizes:
                 x = torch.randn(batch, 16, 4, 4, generator=generator)
+                out = torch.randn(batch, num_classes + 1, generator=generator)
                 if "torch" in backends:
-                    with torch.inference_mode():
-                        overhead["torch"][str(batch)] = median_ms(
-                            lambda x=x: identity(x), warmup=warmup, repeats=repeats
-                        )
-                if empty is not None:
+                    runners["torch"][batch].append(lambda x=x, o=out: _torch_step(identity, x, o))
+                if make_session is not None:
+                    empty = make_session(_identity_onnx(), threads=threads)
                     feed = {"input": x.numpy()}
-                    overhead["onnxruntime"][str(batch)] = median_ms(
-                        lambda feed=feed: empty.run(None, feed), warmup=warmup, repeats=repeats
+                    conf = torch.sigmoid(out[:, -1]).numpy()
+                    runners["onnxruntime"][batch].append(
+                        lambda feed=feed, s=empty, c=conf: _numpy_step(s, feed, c)
                     )
-            for done, (key, (build, shape)) in enumerate(blocks.items(), start=1):
+            for done, key in enumerate(keys, start=1):
+                build, shape = blocks[key]
                 module = build().eval()
-                per: dict[str, dict[str, float]] = {b: {} for b in backends}
                 session = None
-                if onnx_bytes is not None:
+                if make_session is not None:
                     example = torch.randn(1, *shape, generator=generator)
                     session = make_session(onnx_bytes(module, example), threads=threads)
                 for batch in sizes:
                     x = torch.randn(batch, *shape, generator=generator)
                     if "torch" in backends:
-                        with torch.inference_mode():
-                            ms = median_ms(
-                                lambda x=x, m=module: m(x), warmup=warmup, repeats=repeats
-                            )
-                        per["torch"][str(batch)] = max(ms - overhead["torch"][str(batch)], 0.0)
+                        runners["torch"][batch].append(lambda x=x, m=module: m(x))
                     if session is not None:
                         feed = {"input": x.numpy()}
-                        ms = median_ms(
-                            lambda feed=feed, s=session: s.run(None, feed),
-                            warmup=warmup,
-                            repeats=repeats,
+                        runners["onnxruntime"][batch].append(
+                            lambda feed=feed, s=session: s.run(None, feed)
                         )
-                        per["onnxruntime"][str(batch)] = max(
-                            ms - overhead["onnxruntime"][str(batch)], 0.0
-                        )
-                measured[key] = per
                 if progress is not None:
-                    progress(done, len(blocks), key)
+                    progress(done, total, f"built {key}")
+            done = len(keys)
+            times: dict[str, dict[int, list[float]]] = {}
+            for backend in backends:
+                times[backend] = {}
+                for batch in sizes:
+                    with torch.inference_mode():
+                        times[backend][batch] = _round_robin_ms(
+                            runners[backend][batch], warmup=warmup, repeats=repeats
+                        )
+                    done += 1
+                    if progress is not None:
+                        progress(done, total, f"timed {backend} at batch size {batch}")
     finally:
         torch.set_num_threads(previous_threads)
+    overhead = {b: {str(n): times[b][n][0] for n in sizes} for b in backends}
+    measured = {
+        key: {
+            b: {str(n): max(times[b][n][i + 1] - times[b][n][0], 0.0) for n in sizes}
+            for b in backends
+        }
+        for i, key in enumerate(keys)
+    }
     method = {
         "warmup": warmup,
         "repeats": repeats,
         "statistic": "median of single-run wall times (time.perf_counter_ns), minus the "
-        "median of an empty call",
+        "median of an empty step (an empty call and the exit rule's arithmetic)",
+        "order": "round robin: each round times every block once, so a block runs with the "
+        "other blocks' weights in the caches, as inside a network",
         "batch_sizes": list(sizes),
         "threads": threads,
         "backends": list(backends),
