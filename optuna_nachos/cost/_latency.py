@@ -13,8 +13,9 @@ timed on its own with :func:`time.perf_counter_ns` (round robin, so that a block
 other blocks' weights in the caches, as inside a network, not hot from its own previous run).
 A block's latency is its median minus the median of an empty step of the same back end (the
 fixed cost of running one segment: a module call or a ``session.run``, and the exit rule's
-arithmetic). A path then pays its blocks plus one empty step per segment it runs: exit ``j``
-of a deployed chain runs ``j + 1`` segments.
+arithmetic). A path then pays its blocks, one empty step per segment it runs (exit ``j`` of a
+deployed chain runs ``j + 1`` segments) and, once, the fixed work of an inference call
+(output buffers, gathering the predictions), measured the same way.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ class LatencyTable:
         in_channels: Input channels of the stem that was measured.
         method: How the numbers were measured (warm-up, repeats, statistic, threads, ...).
         device: The machine and the software versions.
+        fixed: ``fixed[backend][batch_size]``: the fixed cost of one inference call in ms
+            (allocating the outputs, gathering the predictions), paid once per batch.
     """
 
     blocks: Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -158,6 +161,7 @@ class LatencyTable:
     in_channels: int
     method: Mapping[str, Any] = field(default_factory=dict)
     device: Mapping[str, Any] = field(default_factory=dict)
+    fixed: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -204,6 +208,11 @@ class LatencyTable:
         self._check(backend, batch_size)
         return float(self.overhead[backend][str(batch_size)])
 
+    def fixed_ms(self, *, backend: str, batch_size: int = 1) -> float:
+        """Fixed cost of one inference call, in ms (0 when the table has none)."""
+        self._check(backend, batch_size)
+        return float(self.fixed.get(backend, {}).get(str(batch_size), 0.0))
+
     def to_dict(self) -> dict[str, Any]:
         """The table as plain JSON values."""
         return {
@@ -213,6 +222,7 @@ class LatencyTable:
             "method": dict(self.method),
             "device": dict(self.device),
             "overhead_ms": {b: dict(v) for b, v in self.overhead.items()},
+            "fixed_ms": {b: dict(v) for b, v in self.fixed.items()},
             "blocks_ms": {
                 k: {b: dict(v) for b, v in per.items()} for k, per in sorted(self.blocks.items())
             },
@@ -244,6 +254,10 @@ class LatencyTable:
             in_channels=int(data["in_channels"]),
             method=dict(data.get("method", {})),
             device=dict(data.get("device", {})),
+            fixed={
+                b: {s: float(v) for s, v in per.items()}
+                for b, per in data.get("fixed_ms", {}).items()
+            },
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -307,6 +321,7 @@ def exit_latency(
         raise TypeError(f"table must be a LatencyTable, got {type(table).__name__}.")
     path = block_path(config, num_classes=table.num_classes, in_channels=table.in_channels)
     call = table.call_ms(backend=backend, batch_size=batch_size)
+    fixed = table.fixed_ms(backend=backend, batch_size=batch_size)
 
     def ms(key: str) -> float:
         return table.block_ms(key, backend=backend, batch_size=batch_size)
@@ -320,10 +335,10 @@ def exit_latency(
     passed = 0.0
     for index, (position, key) in enumerate(zip(path.exit_positions, path.heads)):
         head = ms(key)
-        out.append(cumulative[position] + head + passed + (index + 1) * call)
+        out.append(cumulative[position] + head + passed + (index + 1) * call + fixed)
         if convention == "nachos":
             passed += head
-    out.append(cumulative[-1] + ms(path.final) + passed + len(path.heads) * call + call)
+    out.append(cumulative[-1] + ms(path.final) + passed + (len(path.heads) + 1) * call + fixed)
     return out
 
 
@@ -444,6 +459,31 @@ def _numpy_step(session: Any, feed: dict, confidence: np.ndarray) -> bool:
     session.run(None, feed)
     survive = np.float32(1.0) - confidence
     return bool(((np.float32(1.0) - survive) >= 0.5).any())
+
+
+def _torch_setup(out: torch.Tensor) -> torch.Tensor:
+    """The fixed work of one early-exit inference call in torch: the output buffers, the
+    thresholds, gathering the predictions."""
+    n = out.shape[0]
+    predictions = torch.empty(n, dtype=torch.long)
+    exits = torch.full((n,), 1, dtype=torch.long)
+    remaining = torch.arange(n)
+    torch.as_tensor([0.5], dtype=torch.float32).tolist()
+    predictions[remaining] = out[:, :-1].argmax(dim=1)
+    exits[remaining] = 0
+    return predictions
+
+
+def _numpy_setup(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """The fixed work of one early-exit inference call in numpy (see :func:`_torch_setup`)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n = x.shape[0]
+    out = np.zeros((n, logits.shape[1]), dtype=np.float32)
+    exits = np.full(n, 1, dtype=np.int64)
+    remaining = np.arange(n)
+    out[remaining] = logits
+    exits[remaining] = 0
+    return out.argmax(axis=1)
 
 
 def _identity_onnx() -> bytes:
@@ -587,12 +627,17 @@ def profile_latency(
                 out = torch.randn(batch, num_classes + 1, generator=generator)
                 if "torch" in backends:
                     runners["torch"][batch].append(lambda x=x, o=out: _torch_step(identity, x, o))
+                    runners["torch"][batch].append(lambda o=out: _torch_setup(o))
                 if make_session is not None:
                     empty = make_session(_identity_onnx(), threads=threads)
                     feed = {"input": x.numpy()}
                     conf = torch.sigmoid(out[:, -1]).numpy()
                     runners["onnxruntime"][batch].append(
                         lambda feed=feed, s=empty, c=conf: _numpy_step(s, feed, c)
+                    )
+                    logits = out[:, :-1].numpy()
+                    runners["onnxruntime"][batch].append(
+                        lambda x=feed["input"], o=logits: _numpy_setup(x, o)
                     )
             for done, key in enumerate(keys, start=1):
                 build, shape = blocks[key]
@@ -627,9 +672,10 @@ def profile_latency(
     finally:
         torch.set_num_threads(previous_threads)
     overhead = {b: {str(n): times[b][n][0] for n in sizes} for b in backends}
+    fixed = {b: {str(n): times[b][n][1] for n in sizes} for b in backends}
     measured = {
         key: {
-            b: {str(n): max(times[b][n][i + 1] - times[b][n][0], 0.0) for n in sizes}
+            b: {str(n): max(times[b][n][i + 2] - times[b][n][0], 0.0) for n in sizes}
             for b in backends
         }
         for i, key in enumerate(keys)
@@ -662,4 +708,5 @@ def profile_latency(
         in_channels=in_channels,
         method=method,
         device=device_info(threads),
+        fixed=fixed,
     )
