@@ -78,6 +78,7 @@ def test_profile_runs_in_seconds_and_records_method_and_device():
                 assert math.isfinite(value) and value >= 0.0
     for backend in table.backends:
         assert table.call_ms(backend=backend, batch_size=1) > 0
+        assert table.fixed_ms(backend=backend, batch_size=4) > 0
     assert table.method["repeats"] == 3 and table.method["threads"] == 1
     assert "median" in table.method["statistic"]
     assert table.device["torch"] and table.device["onnxruntime"]
@@ -100,13 +101,14 @@ def test_space_blocks_cover_every_network_of_the_space(table):
         assert [int(h.split(":p")[1].split(":")[0]) for h in path.heads] == pools
 
 
-def _synthetic(keys, *, call: float) -> LatencyTable:
+def _synthetic(keys, *, call: float, fixed: float) -> LatencyTable:
     values = {k: float(i + 1) for i, k in enumerate(sorted(keys))}
     return LatencyTable(
         blocks={k: {"torch": {"1": v}} for k, v in values.items()},
         overhead={"torch": {"1": call}},
         num_classes=10,
         in_channels=3,
+        fixed={"torch": {"1": fixed}},
     )
 
 
@@ -115,7 +117,7 @@ def test_exit_latency_sums_the_table_with_the_exit_macs_conventions():
     keys = space_blocks(
         resolutions=(RESOLUTION,), kernel_sizes=KERNELS, expand_ratios=EXPANDS, num_classes=10
     )
-    table = _synthetic(keys, call=0.5)
+    table = _synthetic(keys, call=0.5, fixed=0.25)
 
     def ms(key):
         return table.blocks[key]["torch"]["1"]
@@ -125,11 +127,12 @@ def test_exit_latency_sums_the_table_with_the_exit_macs_conventions():
         path = block_path(config, num_classes=10)
         stage_ms = [sum(ms(k) for k in keys) for keys in path.segments]
         heads = [ms(k) for k in path.heads]
+        # Blocks on the path, one step per segment run, the fixed cost of the call once.
         expected = [
-            sum(stage_ms[:1]) + heads[0] + 1 * 0.5,
-            sum(stage_ms[:3]) + heads[0] + heads[1] + 2 * 0.5,
-            sum(stage_ms[:4]) + sum(heads) + 3 * 0.5,
-            sum(stage_ms) + sum(heads) + ms(path.final) + 4 * 0.5,
+            sum(stage_ms[:1]) + heads[0] + 1 * 0.5 + 0.25,
+            sum(stage_ms[:3]) + heads[0] + heads[1] + 2 * 0.5 + 0.25,
+            sum(stage_ms[:4]) + sum(heads) + 3 * 0.5 + 0.25,
+            sum(stage_ms) + sum(heads) + ms(path.final) + 4 * 0.5 + 0.25,
         ]
         got = exit_latency(config, table, backend="torch")
         assert got == pytest.approx(expected)
