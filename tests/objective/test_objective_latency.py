@@ -110,9 +110,7 @@ def test_static_guard_uses_the_first_exit_latency(monkeypatch, digits, space, ta
     objective = _objective_for(
         digits, space, table, cost_objective="latency", max_avg_latency_ms=budget
     )
-    study = nachos.create_study(
-        storage=None, study_name=None, metric_names=LATENCY_METRIC_NAMES
-    )
+    study = nachos.create_study(storage=None, study_name=None, metric_names=LATENCY_METRIC_NAMES)
     study.enqueue_trial(space.params_from_config(config))
     study.optimize(objective, n_trials=1)
     (trial,) = study.trials
