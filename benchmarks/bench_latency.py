@@ -43,6 +43,7 @@ import optuna_nachos as nachos
 from optuna_nachos.benchmark import cpu_model
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_latency, exit_macs, profile_latency
+from optuna_nachos.cost._latency import CLOCKS
 from optuna_nachos.cost._onnx import make_session, onnx_bytes
 from optuna_nachos.data import load_dataset
 from optuna_nachos.deploy import OnnxEENN, export_onnx
@@ -77,7 +78,9 @@ def _forced(num_early: int, exit_index: int) -> list[float]:
     return [0.0 if j == exit_index else 1.0 for j in range(num_early)]
 
 
-def _measure_exits(config: EENNConfig, *, warmup: int, repeats: int) -> dict[str, list[float]]:
+def _measure_exits(
+    config: EENNConfig, *, warmup: int, repeats: int, clock: str
+) -> dict[str, list[float]]:
     """Measured latency (ms, batch 1) of leaving at each exit, torch eager and onnxruntime.
 
     Rounds go through the exits in turn (warm-up rounds untimed), so that every exit is timed
@@ -99,11 +102,12 @@ def _measure_exits(config: EENNConfig, *, warmup: int, repeats: int) -> dict[str
             for _, _, run in runs:
                 run()
         times: dict[tuple[str, int], list[float]] = {(b, j): [] for b, j, _ in runs}
+        now = CLOCKS[clock]
         for _ in range(repeats):
             for backend, j, run in runs:
-                start = time.perf_counter_ns()
+                start = now()
                 run()
-                times[backend, j].append((time.perf_counter_ns() - start) / 1e6)
+                times[backend, j].append((now() - start) / 1e6)
     return {
         backend: [statistics.median(times[backend, j]) for j in range(model.num_exits)]
         for backend in ("torch", "onnxruntime")
@@ -114,10 +118,10 @@ def _ape(predicted: float, measured: float) -> float:
     return abs(predicted - measured) / measured
 
 
-def bench_prediction(table, configs, *, warmup: int, repeats: int) -> dict[str, Any]:
+def bench_prediction(table, configs, *, warmup: int, repeats: int, clock: str) -> dict[str, Any]:
     rows = []
     for index, config in enumerate(configs):
-        measured = _measure_exits(config, warmup=warmup, repeats=repeats)
+        measured = _measure_exits(config, warmup=warmup, repeats=repeats, clock=clock)
         rows.append(
             {
                 "config": config.to_dict(),
@@ -168,7 +172,9 @@ class _Backbone(torch.nn.Module):
         return self.model.forward_backbone(x)
 
 
-def bench_searched(*, n_trials: int, budget: float, seed: int) -> dict[str, Any]:
+def bench_searched(
+    *, n_trials: int, budget: float, seed: int, clock: str, epochs: int
+) -> dict[str, Any]:
     """A small search on digits, then the admissible network with the most accuracy per MAC."""
     digits = load_dataset("digits", resolution=RESOLUTION, seed=0)
     space = nachos.MobileNetV3Space(resolutions=(RESOLUTION,))
@@ -181,7 +187,11 @@ def bench_searched(*, n_trials: int, budget: float, seed: int) -> dict[str, Any]
             min_accuracy=0.5,
             artifact_store=store,
             train_config=nachos.TrainConfig(
-                backbone_epochs=4, warmup_epochs=2, exit_epochs=2, progress=False, seed=seed
+                backbone_epochs=epochs,
+                warmup_epochs=max(epochs // 2, 1),
+                exit_epochs=max(epochs // 2, 1),
+                progress=False,
+                seed=seed,
             ),
         )
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -244,11 +254,12 @@ def bench_searched(*, n_trials: int, budget: float, seed: int) -> dict[str, Any]
             for _ in range(1):
                 for run in runs.values():
                     run()
-            for _ in range(5):  # rounds through the four ways, for the same load on each
+            now = CLOCKS[clock]
+            for _ in range(3):  # rounds through the four ways, for the same load on each
                 for name, run in runs.items():
-                    start = time.perf_counter_ns()
+                    start = now()
                     run()
-                    per_image[name].append((time.perf_counter_ns() - start) / 1e6 / len(images))
+                    per_image[name].append((now() - start) / 1e6 / len(images))
     latency = {name: statistics.median(values) for name, values in per_image.items()}
     mac_ratio = macs[-1] / avg_macs
     onnx_speedup = latency["onnx_full_network"] / latency["onnx_early_exit"]
@@ -276,11 +287,19 @@ def bench_searched(*, n_trials: int, budget: float, seed: int) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", type=int, default=50, help="random configurations")
-    parser.add_argument("--repeats", type=int, default=15, help="timed rounds per network")
-    parser.add_argument("--profile-repeats", type=int, default=30, help="LUT timed rounds")
-    parser.add_argument("--search-trials", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per network")
+    parser.add_argument("--profile-repeats", type=int, default=15, help="LUT timed rounds")
+    parser.add_argument("--search-trials", type=int, default=3)
     parser.add_argument("--budget", type=float, default=2.5e6, help="search MAC budget")
+    parser.add_argument("--epochs", type=int, default=3, help="backbone epochs of the search")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="thread",
+        help="thread: CPU time of the (single) computing thread, robust to other processes on "
+        "a shared machine (default); wall: wall time, for a quiet machine",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -296,22 +315,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         repeats=args.profile_repeats,
         threads=1,
         seed=args.seed,
+        clock=args.clock,
     )
     table_path = args.out.with_name(args.out.stem + "_lut.json")
     table.save(table_path)
     profile_seconds = time.perf_counter() - started
     print(f"(b) {args.configs} random configurations, predicted vs measured", flush=True)
     prediction = bench_prediction(
-        table, _random_configs(args.configs, args.seed), warmup=3, repeats=args.repeats
+        table,
+        _random_configs(args.configs, args.seed),
+        warmup=2,
+        repeats=args.repeats,
+        clock=args.clock,
     )
     print("(c) one searched EENN on digits: early exiting on onnxruntime", flush=True)
-    searched = bench_searched(n_trials=args.search_trials, budget=args.budget, seed=args.seed)
+    searched = bench_searched(
+        n_trials=args.search_trials,
+        budget=args.budget,
+        seed=args.seed,
+        clock=args.clock,
+        epochs=args.epochs,
+    )
     result = {
         "benchmark": "latency",
         "machine": {
             "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "threads": 1,
+            "clock": args.clock,
             "load_average_start": [round(v, 2) for v in load_start],
             "load_average_end": [round(v, 2) for v in os.getloadavg()],
             "table_device": dict(table.device),

@@ -69,6 +69,13 @@ def add_latency_parser(subparsers: argparse._SubParsersAction) -> None:
     profile.add_argument("--repeats", type=positive_int, default=50, help="timed rounds")
     profile.add_argument("--threads", type=positive_int, default=1, help="CPU threads")
     profile.add_argument("--seed", type=int, default=0)
+    profile.add_argument(
+        "--clock",
+        choices=("wall", "thread"),
+        default="wall",
+        help="wall time (default), or the CPU time of the calling thread (a shared machine; "
+        "with --threads 1)",
+    )
     profile.add_argument("--quiet", action="store_true", help="no progress on stderr")
     profile.set_defaults(handler=run_latency_profile_command)
 
@@ -100,6 +107,7 @@ def run_latency_profile_command(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         threads=args.threads,
         seed=args.seed,
+        clock=args.clock,
         progress=progress,
     )
     path = table.save(args.out)

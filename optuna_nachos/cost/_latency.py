@@ -42,6 +42,10 @@ from optuna_nachos.cost._common import check_convention, check_counts
 from optuna_nachos.models import MBConv, get_exit_head
 from optuna_nachos.models._mobilenetv3 import STAGES, STEM_CHANNELS, FinalClassifier, build_stem
 
+CLOCKS = {"wall": time.perf_counter_ns, "thread": time.thread_time_ns}
+"""Clocks of a measurement: wall time, or the CPU time of the calling thread (with one thread,
+robust to other processes on a shared machine: time spent descheduled is not counted)."""
+
 BACKENDS = ("torch", "onnxruntime")
 """Back ends a latency table can hold: PyTorch eager and onnxruntime (CPU)."""
 
@@ -419,30 +423,41 @@ def space_blocks(
     return {key: (block.build, block.shape) for key, block in blocks.items()}
 
 
-def median_ms(run: Callable[[], Any], *, warmup: int, repeats: int) -> float:
-    """Median wall time of ``run()`` in ms: ``warmup`` untimed calls, then ``repeats`` timed
-    one by one with :func:`time.perf_counter_ns`."""
+def median_ms(run: Callable[[], Any], *, warmup: int, repeats: int, clock: str = "wall") -> float:
+    """Median time of ``run()`` in ms: ``warmup`` untimed calls, then ``repeats`` timed one by
+    one with the clock ``clock`` (see :data:`CLOCKS`)."""
+    now = _clock(clock)
     for _ in range(warmup):
         run()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter_ns()
+        start = now()
         run()
-        times.append(time.perf_counter_ns() - start)
+        times.append(now() - start)
     return statistics.median(times) / 1e6
 
 
-def _round_robin_ms(runs: Sequence[Callable[[], Any]], *, warmup: int, repeats: int) -> list[float]:
-    """Median wall time in ms of each of ``runs``, timed in rounds that call each run once."""
+def _clock(name: str) -> Callable[[], int]:
+    try:
+        return CLOCKS[name]
+    except KeyError:
+        raise ValueError(f"unknown clock {name!r}; expected one of {tuple(CLOCKS)}.") from None
+
+
+def _round_robin_ms(
+    runs: Sequence[Callable[[], Any]], *, warmup: int, repeats: int, clock: str = "wall"
+) -> list[float]:
+    """Median time in ms of each of ``runs``, timed in rounds that call each run once."""
+    now = _clock(clock)
     for _ in range(warmup):
         for run in runs:
             run()
     times: list[list[int]] = [[] for _ in runs]
     for _ in range(repeats):
         for run, own in zip(runs, times):
-            start = time.perf_counter_ns()
+            start = now()
             run()
-            own.append(time.perf_counter_ns() - start)
+            own.append(now() - start)
     return [statistics.median(own) / 1e6 for own in times]
 
 
@@ -547,6 +562,7 @@ def profile_latency(
     repeats: int = 50,
     threads: int = 1,
     seed: int = 0,
+    clock: str = "wall",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> LatencyTable:
     """Measure every distinct block of a MobileNetV3 space on this machine.
@@ -573,6 +589,9 @@ def profile_latency(
         repeats: Timed rounds; the median is kept.
         threads: CPU threads of both back ends.
         seed: Seed of the random weights and inputs.
+        clock: ``"wall"`` (default: wall time, for a device that runs nothing else) or
+            ``"thread"`` (CPU time of the calling thread; with ``threads=1`` it does not count
+            the time other processes take the CPU, for a shared machine).
         progress: Called as ``progress(done, total, key)`` after each block.
 
     Returns:
@@ -582,6 +601,7 @@ def profile_latency(
         ValueError: On an invalid setting.
         ImportError: If onnxruntime is asked for and not installed.
     """
+    _clock(clock)
     backends = tuple(backends)
     for backend in backends:
         _check_backend(backend)
@@ -664,7 +684,7 @@ def profile_latency(
                 for batch in sizes:
                     with torch.inference_mode():
                         times[backend][batch] = _round_robin_ms(
-                            runners[backend][batch], warmup=warmup, repeats=repeats
+                            runners[backend][batch], warmup=warmup, repeats=repeats, clock=clock
                         )
                     done += 1
                     if progress is not None:
@@ -683,7 +703,8 @@ def profile_latency(
     method = {
         "warmup": warmup,
         "repeats": repeats,
-        "statistic": "median of single-run wall times (time.perf_counter_ns), minus the "
+        "clock": clock,
+        "statistic": f"median of single-run times ({clock} clock), minus the "
         "median of an empty step (an empty call and the exit rule's arithmetic)",
         "order": "round robin: each round times every block once, so a block runs with the "
         "other blocks' weights in the caches, as inside a network",
