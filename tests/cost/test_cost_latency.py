@@ -62,6 +62,7 @@ def test_profile_runs_in_seconds_and_records_method_and_device():
         warmup=1,
         repeats=3,
         threads=1,
+        clock="thread",
     )
     elapsed = time.perf_counter() - started
     assert elapsed < 60, f"profiling a tiny space took {elapsed:.1f} s"
@@ -80,6 +81,7 @@ def test_profile_runs_in_seconds_and_records_method_and_device():
         assert table.call_ms(backend=backend, batch_size=1) > 0
         assert table.fixed_ms(backend=backend, batch_size=4) > 0
     assert table.method["repeats"] == 3 and table.method["threads"] == 1
+    assert table.method["clock"] == "thread"
     assert "median" in table.method["statistic"]
     assert table.device["torch"] and table.device["onnxruntime"]
     assert table.device["cpu_count"] >= 1
@@ -195,3 +197,5 @@ def test_errors_are_clear(tmp_path, table):
         profile_latency(batch_sizes=(1, 1))
     with pytest.raises(ValueError, match="back end"):
         profile_latency(backends=("cuda",))
+    with pytest.raises(ValueError, match="unknown clock"):
+        profile_latency(clock="cpu")
