@@ -12,7 +12,8 @@ rounds: ``warmup`` untimed rounds, then ``repeats`` rounds that run every block 
 timed on its own with :func:`time.perf_counter_ns` (round robin, so that a block runs with the
 other blocks' weights in the caches, as inside a network, not hot from its own previous run).
 A block's latency is its median minus the median of an empty step of the same back end (the
-fixed cost of running one segment: a module call or a ``session.run``, and the exit rule's
+fixed cost of running one segment: a module call or a ``session.run`` of a one-operator
+graph, and the exit rule's
 arithmetic). A path then pays its blocks, one empty step per segment it runs (exit ``j`` of a
 deployed chain runs ``j + 1`` segments) and, once, the fixed work of an inference call
 (output buffers, gathering the predictions), measured the same way.
@@ -501,21 +502,6 @@ def _numpy_setup(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return out.argmax(axis=1)
 
 
-def _identity_onnx() -> bytes:
-    import onnx
-    from onnx import TensorProto, helper
-
-    value = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "c", "h", "w"])
-    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", "c", "h", "w"])
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["output"])], "empty", [value], [out]
-    )
-    from optuna_nachos.cost._onnx import ONNX_OPSET
-
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
-    return onnx._serialize(model) if hasattr(onnx, "_serialize") else model.SerializeToString()
-
-
 def device_info(threads: int) -> dict[str, Any]:
     """The machine and software a measurement ran on."""
     info: dict[str, Any] = {
@@ -649,7 +635,8 @@ def profile_latency(
                     runners["torch"][batch].append(lambda x=x, o=out: _torch_step(identity, x, o))
                     runners["torch"][batch].append(lambda o=out: _torch_setup(o))
                 if make_session is not None:
-                    empty = make_session(_identity_onnx(), threads=threads)
+                    # A one-operator exported graph: the fixed cost of a real session run.
+                    empty = make_session(onnx_bytes(nn.ReLU(), x), threads=threads)
                     feed = {"input": x.numpy()}
                     conf = torch.sigmoid(out[:, -1]).numpy()
                     runners["onnxruntime"][batch].append(
