@@ -11,12 +11,11 @@ Method of a measurement: all blocks are built and, per back end and batch size, 
 rounds: ``warmup`` untimed rounds, then ``repeats`` rounds that run every block once, each run
 timed on its own with :func:`time.perf_counter_ns` (round robin, so that a block runs with the
 other blocks' weights in the caches, as inside a network, not hot from its own previous run).
-A block's latency is its median minus the median of an empty step of the same back end (the
-fixed cost of running one segment: a module call or a ``session.run`` of a one-operator
-graph, and the exit rule's
-arithmetic). A path then pays its blocks, one empty step per segment it runs (exit ``j`` of a
-deployed chain runs ``j + 1`` segments) and, once, the fixed work of an inference call
-(output buffers, gathering the predictions), measured the same way.
+A block's latency is its median minus the median of a bare call of the same back end (a module
+call, or a ``session.run`` of a one-operator graph). A path then pays its blocks, one segment
+step per segment it runs (a bare call and the exit rule's arithmetic; exit ``j`` of a deployed
+chain runs ``j + 1`` segments) and, once, the fixed work of an inference call (output buffers,
+gathering the predictions), all measured the same way.
 """
 
 from __future__ import annotations
@@ -151,7 +150,8 @@ class LatencyTable:
     Attributes:
         blocks: ``blocks[key][backend][batch_size]``: the block's median latency minus the
             empty call's, in ms (batch sizes are string keys, as in JSON).
-        overhead: ``overhead[backend][batch_size]``: median latency of an empty call, in ms.
+        overhead: ``overhead[backend][batch_size]``: median latency of one segment step (a bare
+            call and the exit rule's arithmetic), in ms.
         num_classes: Classes of the heads that were measured.
         in_channels: Input channels of the stem that was measured.
         method: How the numbers were measured (warm-up, repeats, statistic, threads, ...).
@@ -555,7 +555,7 @@ def profile_latency(
 
     Each block is built with random weights in eval mode; for every back end and batch size
     all blocks are timed in round-robin rounds (``warmup`` untimed, ``repeats`` timed, each run
-    timed alone); the table keeps a block's median minus the median of an empty step (see the
+    timed alone); the table keeps a block's median minus the median of a bare call (see the
     module's description). onnxruntime runs
     the block exported to ONNX (opset 17, constant folding, all graph optimizations,
     ``threads`` intra-op threads, sequential execution); torch runs it eagerly under
@@ -632,6 +632,7 @@ def profile_latency(
                 x = torch.randn(batch, 16, 4, 4, generator=generator)
                 out = torch.randn(batch, num_classes + 1, generator=generator)
                 if "torch" in backends:
+                    runners["torch"][batch].append(lambda x=x: identity(x))
                     runners["torch"][batch].append(lambda x=x, o=out: _torch_step(identity, x, o))
                     runners["torch"][batch].append(lambda o=out: _torch_setup(o))
                 if make_session is not None:
@@ -639,6 +640,9 @@ def profile_latency(
                     empty = make_session(onnx_bytes(nn.ReLU(), x), threads=threads)
                     feed = {"input": x.numpy()}
                     conf = torch.sigmoid(out[:, -1]).numpy()
+                    runners["onnxruntime"][batch].append(
+                        lambda feed=feed, s=empty: s.run(None, feed)
+                    )
                     runners["onnxruntime"][batch].append(
                         lambda feed=feed, s=empty, c=conf: _numpy_step(s, feed, c)
                     )
@@ -678,11 +682,12 @@ def profile_latency(
                         progress(done, total, f"timed {backend} at batch size {batch}")
     finally:
         torch.set_num_threads(previous_threads)
-    overhead = {b: {str(n): times[b][n][0] for n in sizes} for b in backends}
-    fixed = {b: {str(n): times[b][n][1] for n in sizes} for b in backends}
+    # times[b][n]: bare call, call + exit rule (one segment step), fixed work, then the blocks.
+    overhead = {b: {str(n): times[b][n][1] for n in sizes} for b in backends}
+    fixed = {b: {str(n): times[b][n][2] for n in sizes} for b in backends}
     measured = {
         key: {
-            b: {str(n): max(times[b][n][i + 2] - times[b][n][0], 0.0) for n in sizes}
+            b: {str(n): max(times[b][n][i + 3] - times[b][n][0], 0.0) for n in sizes}
             for b in backends
         }
         for i, key in enumerate(keys)
@@ -692,7 +697,8 @@ def profile_latency(
         "repeats": repeats,
         "clock": clock,
         "statistic": f"median of single-run times ({clock} clock), minus the "
-        "median of an empty step (an empty call and the exit rule's arithmetic)",
+        "median of a bare call; one segment step (a bare call and the exit rule's "
+        "arithmetic) per segment run and the fixed work of a call are measured apart",
         "order": "round robin: each round times every block once, so a block runs with the "
         "other blocks' weights in the caches, as inside a network",
         "batch_sizes": list(sizes),
