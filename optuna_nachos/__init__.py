@@ -20,7 +20,15 @@ from optuna_nachos._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from optuna_nachos.config import ConfigError, EENNConfig, ExitsConfig
-    from optuna_nachos.cost import average_macs, cost_profile, exit_macs, peak_macs
+    from optuna_nachos.cost import (
+        LatencyTable,
+        average_macs,
+        cost_profile,
+        exit_latency,
+        exit_macs,
+        peak_macs,
+        profile_latency,
+    )
     from optuna_nachos.models import (
         BackboneStages,
         EarlyExitNetwork,
@@ -64,6 +72,9 @@ _LAZY_NAMES: dict[str, str] = {
     "cost_profile": "cost",
     "exit_macs": "cost",
     "peak_macs": "cost",
+    "LatencyTable": "cost",
+    "exit_latency": "cost",
+    "profile_latency": "cost",
     "EarlyExitNetwork": "models",
     "attach_exits": "models",
     "build_eenn": "models",
@@ -100,6 +111,7 @@ _SUBPACKAGES = frozenset(
         "cost",
         "dashboard",
         "data",
+        "deploy",
         "models",
         "objective",
         "report",
@@ -139,6 +151,7 @@ __all__ = [
     "EarlyExitNetwork",
     "ExitObjective",
     "ExitsConfig",
+    "LatencyTable",
     "MobileNetV3Space",
     "NachosObjective",
     "NachosSampler",
@@ -157,11 +170,13 @@ __all__ = [
     "create_sampler",
     "create_study",
     "export_eenn",
+    "exit_latency",
     "exit_macs",
     "high_tradeoff_trials",
     "hypervolume",
     "load_eenn",
     "peak_macs",
+    "profile_latency",
     "run_search",
     "save_eenn",
     "suggest_eenn",

@@ -22,6 +22,7 @@ from optuna_nachos.cli._format import (
     positive_int,
     print_trial_summary,
 )
+from optuna_nachos.cli._latency import positive_float
 from optuna_nachos.cli._threads import AUTO, parse_threads, set_threads
 from optuna_nachos.study import DEFAULT_STORAGE, SAMPLER_NAMES
 
@@ -107,8 +108,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-avg-macs",
         type=parse_macs,
-        required=True,
-        help="budget of average MACs per sample, e.g. 2.7M",
+        default=None,
+        help="budget of average MACs per sample, e.g. 2.7M (required unless --objective latency)",
     )
     parser.add_argument(
         "--min-accuracy",
@@ -127,6 +128,36 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         help="limit on the parameters of the whole network (default: none)",
+    )
+    parser.add_argument(
+        "--latency-table",
+        default=None,
+        help="latency lookup table of the target device ('optuna-nachos latency profile')",
+    )
+    parser.add_argument(
+        "--max-avg-latency-ms",
+        type=positive_float,
+        default=None,
+        help="budget of average latency per sample in ms (needs --latency-table)",
+    )
+    parser.add_argument(
+        "--max-peak-latency-ms",
+        type=positive_float,
+        default=None,
+        help="limit of the final exit's latency in ms (needs --latency-table)",
+    )
+    parser.add_argument(
+        "--objective",
+        choices=("macs", "latency"),
+        default="macs",
+        help="second objective: average MACs (default) or average latency (needs "
+        "--latency-table and --max-avg-latency-ms)",
+    )
+    parser.add_argument(
+        "--latency-backend",
+        choices=("onnxruntime", "torch"),
+        default="onnxruntime",
+        help="back end of the latency table to use (default onnxruntime)",
     )
     parser.add_argument(
         "--min-exits",
@@ -236,6 +267,13 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
         "--trial", type=non_negative_int, required=True, help="trial number (see 'best')"
     )
     parser.add_argument("--out", required=True, help="folder to write")
+    parser.add_argument(
+        "--format",
+        choices=("pytorch", "onnx"),
+        default="pytorch",
+        help="pytorch: config, thresholds and weights; onnx: ONNX segments and a manifest "
+        "for early-exit inference with onnxruntime (optuna_nachos.deploy)",
+    )
     parser.set_defaults(handler=run_export_command)
 
 
@@ -268,12 +306,46 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+def _latency_settings(args: argparse.Namespace):
+    """The latency table of a search, after checking that the latency options fit together."""
+    from optuna_nachos.cost import LatencyTable
+
+    if args.objective == "latency":
+        if args.latency_table is None or args.max_avg_latency_ms is None:
+            raise CommandError("--objective latency needs --latency-table and --max-avg-latency-ms")
+    elif args.max_avg_macs is None:
+        raise CommandError("--max-avg-macs is required (or search with --objective latency)")
+    uses = [
+        name
+        for name, value in (
+            ("--max-avg-latency-ms", args.max_avg_latency_ms),
+            ("--max-peak-latency-ms", args.max_peak_latency_ms),
+        )
+        if value is not None
+    ]
+    if uses and args.latency_table is None:
+        raise CommandError(f"{', '.join(uses)} needs --latency-table")
+    if args.latency_table is None:
+        return None
+    try:
+        return LatencyTable.load(args.latency_table)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(f"{error}".rstrip(".") + "; check --latency-table") from None
+
+
 def run_search_command(args: argparse.Namespace) -> int:
     from optuna_nachos.data import list_datasets
     from optuna_nachos.objective import NachosObjective
     from optuna_nachos.results import admissible_trials, hypervolume
     from optuna_nachos.space import get_space
-    from optuna_nachos.study import create_sampler, create_study, run_search, storage_lock_path
+    from optuna_nachos.study import (
+        LATENCY_METRIC_NAMES,
+        METRIC_NAMES,
+        create_sampler,
+        create_study,
+        run_search,
+        storage_lock_path,
+    )
     from optuna_nachos.train import TrainConfig
 
     if args.dataset not in list_datasets() and not args.dataset.startswith("imagefolder:"):
@@ -311,6 +383,7 @@ def run_search_command(args: argparse.Namespace) -> int:
                 f"drop --resolution or train a supernet at {args.resolution}"
             )
     space = get_space(args.space, min_exits=args.min_exits, resolutions=(resolution,))
+    latency_table = _latency_settings(args)
     storage = _open(args)
     objective = NachosObjective(
         dataset=args.dataset,
@@ -326,6 +399,11 @@ def run_search_command(args: argparse.Namespace) -> int:
         artifact_store=_artifact_store(args.artifacts),
         supernet=args.supernet,
         data_seed=args.data_seed,
+        latency_table=latency_table,
+        max_avg_latency_ms=args.max_avg_latency_ms,
+        max_peak_latency_ms=args.max_peak_latency_ms,
+        cost_objective=args.objective,
+        latency_backend=args.latency_backend,
     )
     sampler_kwargs = {}
     if args.sampler == "nachos":
@@ -342,6 +420,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         storage=storage,
         sampler=sampler,
         settings={**objective.settings(), "sampler": args.sampler, "seed": args.seed},
+        metric_names=LATENCY_METRIC_NAMES if args.objective == "latency" else METRIC_NAMES,
     )
     quiet = QuietTrialLog()
     logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
@@ -374,6 +453,28 @@ def run_best_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
+    """Write the trial's network as ONNX segments and a manifest."""
+    try:
+        from optuna_nachos.cost._onnx import require_onnxruntime
+        from optuna_nachos.deploy import export_onnx
+
+        require_onnxruntime()
+    except ImportError as error:
+        raise CommandError(str(error).rstrip(".")) from None
+    preprocessing = metadata.pop("preprocessing", None)
+    manifest = export_onnx(
+        args.out,
+        deployed.model,
+        deployed.thresholds,
+        in_channels=int(deployed.metadata["in_channels"]),
+        preprocessing=preprocessing if isinstance(preprocessing, dict) else None,
+        metadata={"trial": args.trial, **metadata},
+    )
+    print(json.dumps({"trial": args.trial, "out": str(args.out), "manifest": str(manifest)}))
+    return 0
+
+
 def run_export_command(args: argparse.Namespace) -> int:
     from optuna_nachos.results import export_eenn, load_eenn
 
@@ -390,6 +491,8 @@ def run_export_command(args: argparse.Namespace) -> int:
         for k, v in deployed.metadata.items()
         if k not in ("num_classes", "in_channels", "format_version")
     }
+    if getattr(args, "format", "pytorch") == "onnx":
+        return _export_onnx(args, deployed, metadata)
     out = export_eenn(
         args.out,
         deployed.model,

@@ -16,6 +16,7 @@ from optuna_nachos._version import __version__
 from optuna_nachos.cli._benchmark import add_benchmark_parser
 from optuna_nachos.cli._commands import add_best_parser, add_export_parser, add_search_parser
 from optuna_nachos.cli._format import CommandError
+from optuna_nachos.cli._latency import add_latency_parser
 from optuna_nachos.cli._supernet import add_supernet_parser
 from optuna_nachos.cli._view import add_dashboard_parser, add_report_parser
 
@@ -30,6 +31,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_dashboard_parser,
     add_report_parser,
     add_benchmark_parser,
+    add_latency_parser,
 ]
 
 # Errors that mean "wrong input": printed as one line, without a traceback.

@@ -2,13 +2,24 @@
 
 MACs are the multiply-accumulates of convolutions and linear layers at inference, in eval mode
 (BatchNorm, activations, pooling, biases, the squeeze-excitation multiply and residual adds are
-not counted). ``cost_j`` is what one sample leaving at exit ``j`` pays.
+not counted). ``cost_j`` is what one sample leaving at exit ``j`` pays. Latency lookup tables
+(:func:`profile_latency`, :func:`exit_latency`) give the same per-exit costs in milliseconds
+measured on a device.
 """
 
 from optuna_nachos.cost._analytic import exit_pools_analytic
 from optuna_nachos.cost._common import CONVENTIONS, METHODS
 from optuna_nachos.cost._exits import exit_macs, exit_params, total_params
 from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params
+from optuna_nachos.cost._latency import (
+    BACKENDS,
+    BlockPath,
+    LatencyTable,
+    block_path,
+    exit_latency,
+    profile_latency,
+    space_blocks,
+)
 from optuna_nachos.cost._summary import (
     CostProfile,
     average_macs,
@@ -18,17 +29,24 @@ from optuna_nachos.cost._summary import (
 )
 
 __all__ = [
+    "BACKENDS",
     "CONVENTIONS",
     "METHODS",
+    "BlockPath",
     "CostProfile",
+    "LatencyTable",
     "average_macs",
+    "block_path",
     "cost_profile",
     "count_exit_macs",
     "count_exit_params",
+    "exit_latency",
     "exit_macs",
     "exit_params",
     "exit_pools_analytic",
     "min_average_macs",
     "peak_macs",
+    "profile_latency",
+    "space_blocks",
     "total_params",
 ]

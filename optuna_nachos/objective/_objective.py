@@ -15,15 +15,17 @@ import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, EENNConfig
-from optuna_nachos.cost import cost_profile, exit_macs
+from optuna_nachos.cost import LatencyTable, cost_profile, exit_latency, exit_macs
 from optuna_nachos.data import DatasetSplits, load_dataset
 from optuna_nachos.models import build_eenn
 from optuna_nachos.results._export import ARTIFACT_ATTR, BUNDLE_FILE, save_eenn
 from optuna_nachos.results._preprocess import Preprocessing
 from optuna_nachos.space import MobileNetV3Space
 from optuna_nachos.study._constraints import (
+    MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MAX_PARAMS,
+    MAX_PEAK_LATENCY,
     MAX_PEAK_MACS,
     MIN_ACCURACY,
     MIN_EXITS,
@@ -80,6 +82,9 @@ def _describe(values: dict[str, Any]) -> str:
     )
 
 
+COST_OBJECTIVES = ("macs", "latency")
+"""What the second objective minimizes: average MACs, or average latency from a table."""
+
 FAIL_REASON_ATTR = "fail_reason"
 SKIP_REASON_ATTR = "skipped_training"
 
@@ -131,13 +136,27 @@ class NachosObjective:
             candidates; the supernet's own setting when ``None``.
         finetune_epochs: Optional epochs of phase A on an inherited backbone before phase B
             (default none).
+        latency_table: A latency table of the target device
+            (:func:`~optuna_nachos.cost.profile_latency`). With it every trial records its
+            predicted per-exit, average and peak latencies (``exit_latency_ms``,
+            ``avg_latency_ms``, ``peak_latency_ms`` user attributes).
+        max_avg_latency_ms: Budget of average latency per sample, in ms (needs the table);
+            the constraint ``max_avg_latency_ms``, and the static guard on the first exit's
+            latency.
+        max_peak_latency_ms: Limit of the final exit's latency, in ms (static; needs the table).
+        cost_objective: ``"macs"`` (default) or ``"latency"``: minimize average latency
+            instead of average MACs. Training's cost term and the threshold calibration then use
+            the per-exit latencies and ``max_avg_latency_ms`` (required), and
+            ``max_avg_macs`` may be ``None``.
+        latency_backend: Back end of the table to use, ``"onnxruntime"`` or ``"torch"``.
+        latency_batch_size: Batch size of the table's measurements to use.
     """
 
     def __init__(
         self,
         *,
         dataset: str | DatasetSplits,
-        max_avg_macs: float,
+        max_avg_macs: float | None,
         min_accuracy: float,
         space: MobileNetV3Space | None = None,
         max_peak_macs: float | None = None,
@@ -153,9 +172,41 @@ class NachosObjective:
         supernet: Supernet | str | os.PathLike[str] | None = None,
         recalibration_batches: int | None = None,
         finetune_epochs: int = 0,
+        latency_table: LatencyTable | None = None,
+        max_avg_latency_ms: float | None = None,
+        max_peak_latency_ms: float | None = None,
+        cost_objective: str = "macs",
+        latency_backend: str = "onnxruntime",
+        latency_batch_size: int = 1,
     ) -> None:
-        if not max_avg_macs > 0:
+        if cost_objective not in COST_OBJECTIVES:
+            raise ValueError(
+                f"cost_objective must be one of {COST_OBJECTIVES}, got {cost_objective!r}."
+            )
+        if max_avg_macs is None and cost_objective != "latency":
+            raise ValueError("max_avg_macs is required unless cost_objective='latency'.")
+        if max_avg_macs is not None and not max_avg_macs > 0:
             raise ValueError(f"max_avg_macs must be positive, got {max_avg_macs}.")
+        for name, value in (
+            ("max_avg_latency_ms", max_avg_latency_ms),
+            ("max_peak_latency_ms", max_peak_latency_ms),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive (or None), got {value!r}.")
+            if value is not None and latency_table is None:
+                raise ValueError(f"{name} needs a latency table (latency_table=...).")
+        if cost_objective == "latency" and (latency_table is None or max_avg_latency_ms is None):
+            raise ValueError("cost_objective='latency' needs latency_table and max_avg_latency_ms.")
+        if latency_table is not None:
+            latency_table.call_ms(backend=latency_backend, batch_size=latency_batch_size)
+        self.latency_table = latency_table
+        self.max_avg_latency_ms = None if max_avg_latency_ms is None else float(max_avg_latency_ms)
+        self.max_peak_latency_ms = (
+            None if max_peak_latency_ms is None else float(max_peak_latency_ms)
+        )
+        self.cost_objective = cost_objective
+        self.latency_backend = latency_backend
+        self.latency_batch_size = int(latency_batch_size)
         if not 0.0 <= min_accuracy < 1.0:
             raise ValueError(f"min_accuracy must lie in [0, 1), got {min_accuracy}.")
         if calibration not in ("search", "nachos", "global"):
@@ -163,7 +214,7 @@ class NachosObjective:
                 f"calibration must be 'search', 'nachos' or 'global', got {calibration!r}."
             )
         self.space = space or MobileNetV3Space()
-        self.max_avg_macs = float(max_avg_macs)
+        self.max_avg_macs = None if max_avg_macs is None else float(max_avg_macs)
         self.min_accuracy = float(min_accuracy)
         self.max_peak_macs = max_peak_macs
         self.max_params = max_params
@@ -210,10 +261,19 @@ class NachosObjective:
                 f"recalibration_batches must be an integer >= 0, got {recalibration_batches!r}."
             )
         self.recalibration_batches = recalibration_batches
+        if latency_table is not None and (
+            latency_table.num_classes,
+            latency_table.in_channels,
+        ) != (dataset.num_classes, dataset.in_channels):
+            raise ValueError(
+                f"the latency table was measured for {latency_table.num_classes} classes and "
+                f"{latency_table.in_channels} channels, the dataset has {dataset.num_classes} "
+                f"and {dataset.in_channels}; profile with --num-classes/--in-channels."
+            )
         floor = smallest_average_macs(
             self.space, num_classes=dataset.num_classes, in_channels=dataset.in_channels
         )
-        if self.max_avg_macs < floor:
+        if self.max_avg_macs is not None and self.max_avg_macs < floor:
             raise ValueError(
                 f"max_avg_macs={self.max_avg_macs:,.0f} is below the cheapest network of the "
                 f"space ({floor:,} MACs at its first exit); raise the budget."
@@ -281,6 +341,14 @@ class NachosObjective:
             "max_params": self.max_params,
             "calibration": self.calibration,
             "cost_convention": self.cost_convention,
+            "objective": self.cost_objective,
+            "max_avg_latency_ms": self.max_avg_latency_ms,
+            "max_peak_latency_ms": self.max_peak_latency_ms,
+            "latency_backend": None if self.latency_table is None else self.latency_backend,
+            "latency_batch_size": (None if self.latency_table is None else self.latency_batch_size),
+            "latency_device": (
+                None if self.latency_table is None else dict(self.latency_table.device)
+            ),
             "space": self.space.settings(),
             "train": self.train_config.to_dict(),
             "num_classes": self.data.num_classes,
@@ -289,7 +357,23 @@ class NachosObjective:
 
     def sampler_options(self) -> dict[str, Any]:
         """Keyword arguments that let :class:`~optuna_nachos.NachosSampler` compute the exact
-        costs and static constraints of this objective's candidates."""
+        costs and static constraints of this objective's candidates.
+
+        With ``cost_objective="latency"`` the sampler's costs are the table's per-exit
+        latencies and its budgets the latency ones, in ms."""
+        if self.cost_objective == "latency":
+            return {
+                "num_classes": self.data.num_classes,
+                "in_channels": self.data.in_channels,
+                "max_avg_macs": self.max_avg_latency_ms,
+                "min_accuracy": self.min_accuracy,
+                "max_peak_macs": self.max_peak_latency_ms,
+                "max_params": self.max_params,
+                "cost_convention": self.cost_convention,
+                "latency_table": self.latency_table,
+                "latency_backend": self.latency_backend,
+                "latency_batch_size": self.latency_batch_size,
+            }
         return {
             "num_classes": self.data.num_classes,
             "in_channels": self.data.in_channels,
@@ -300,11 +384,30 @@ class NachosObjective:
             "cost_convention": self.cost_convention,
         }
 
-    def _static_constraints(self, config: EENNConfig, profile: Any) -> dict[str, float]:
-        constraints = {
-            MAX_AVG_MACS: float(profile.min_average_macs) - self.max_avg_macs,
-            MIN_EXITS: float(self.space.exit_deficit(config)),
-        }
+    def exit_latency(self, config: EENNConfig) -> list[float] | None:
+        """Predicted latency (ms) of each exit of ``config`` on the table's device, or ``None``
+        without a table."""
+        if self.latency_table is None:
+            return None
+        return exit_latency(
+            config,
+            self.latency_table,
+            backend=self.latency_backend,
+            batch_size=self.latency_batch_size,
+            convention=self.cost_convention,
+        )
+
+    def _static_constraints(
+        self, config: EENNConfig, profile: Any, latency: list[float] | None = None
+    ) -> dict[str, float]:
+        constraints = {MIN_EXITS: float(self.space.exit_deficit(config))}
+        if self.max_avg_macs is not None:
+            constraints[MAX_AVG_MACS] = float(profile.min_average_macs) - self.max_avg_macs
+        if latency is not None and self.max_avg_latency_ms is not None:
+            # The lowest average latency is the first exit's (every sample leaving there).
+            constraints[MAX_AVG_LATENCY] = latency[0] - self.max_avg_latency_ms
+        if latency is not None and self.max_peak_latency_ms is not None:
+            constraints[MAX_PEAK_LATENCY] = latency[-1] - self.max_peak_latency_ms
         if self.max_peak_macs is not None:
             constraints[MAX_PEAK_MACS] = float(profile.peak_macs) - float(self.max_peak_macs)
         if self.max_params is not None:
@@ -327,19 +430,28 @@ class NachosObjective:
         trial.set_user_attr("exit_macs", [int(m) for m in profile.exit_macs])
         trial.set_user_attr("exit_params", [int(p) for p in profile.exit_params])
         trial.set_user_attr("params", int(profile.exit_params[-1]))
-        static = self._static_constraints(config, profile)
+        latency = self.exit_latency(config)
+        if latency is not None:
+            trial.set_user_attr("exit_latency_ms", [float(v) for v in latency])
+            trial.set_user_attr("peak_latency_ms", float(latency[-1]))
+        static = self._static_constraints(config, profile, latency)
         violated = [name for name, value in static.items() if value > 0]
         if violated:
-            return self._skip(trial, static, violated, profile)
+            return self._skip(trial, static, violated, profile, latency)
         try:
-            return self._train_and_evaluate(trial, config, profile, static, started)
+            return self._train_and_evaluate(trial, config, profile, static, started, latency)
         except TrainingDivergedError as error:
             return self._fail(trial, f"training diverged: {error}")
         except torch.cuda.OutOfMemoryError as error:
             return self._fail(trial, f"out of memory: {error}")
 
     def _skip(
-        self, trial: optuna.Trial, static: dict[str, float], violated: list[str], profile: Any
+        self,
+        trial: optuna.Trial,
+        static: dict[str, float],
+        violated: list[str],
+        profile: Any,
+        latency: list[float] | None = None,
     ) -> tuple[float, float]:
         reason = "static guard: violates " + ", ".join(violated)
         trial.set_user_attr(SKIP_REASON_ATTR, reason)
@@ -347,6 +459,8 @@ class NachosObjective:
             trial.set_constraint(name, value)
         trial.set_constraint(MIN_ACCURACY, self.min_accuracy)
         _logger.info("Trial %d not trained (%s).", trial.number, reason)
+        if self.cost_objective == "latency" and latency is not None:
+            return 0.0, float(latency[0])
         return 0.0, float(profile.min_average_macs)
 
     def _fail(self, trial: optuna.Trial, reason: str) -> tuple[float, float]:
@@ -362,11 +476,15 @@ class NachosObjective:
         profile: Any,
         static: dict[str, float],
         started: float,
+        latency: list[float] | None = None,
     ) -> tuple[float, float]:
-        exit_costs = [float(m) for m in profile.exit_macs]
+        # The cost model: MACs, or the table's latencies when latency is the objective.
+        by_latency = self.cost_objective == "latency" and latency is not None
+        exit_costs = [float(v) for v in (latency if by_latency else profile.exit_macs)]
+        budget = self.max_avg_latency_ms if by_latency else self.max_avg_macs
         train_started = time.perf_counter()
         if self.supernet is not None:
-            result = self._inherit_and_fit(config, exit_costs)
+            result = self._inherit_and_fit(config, exit_costs, budget)
         else:
             # The initial weights come from the training seed, not from the process's RNG
             # state, so that a trial gives the same network whatever ran before it.
@@ -380,14 +498,14 @@ class NachosObjective:
                 self.data,
                 config=self.train_config,
                 exit_costs=exit_costs,
-                max_avg_macs=self.max_avg_macs,
+                max_avg_macs=budget,
             )
         calibration_started = time.perf_counter()
         evaluation = calibrate_and_evaluate(
             result.model,
             self.data,
             exit_costs,
-            max_avg_macs=self.max_avg_macs,
+            max_avg_macs=budget,
             min_accuracy=self.min_accuracy,
             method=self.calibration if config.exit_thresholds is None else "fixed",
             thresholds=config.exit_thresholds,
@@ -398,21 +516,39 @@ class NachosObjective:
         finished = time.perf_counter()
         test = evaluation.test
         accuracy = float(test.accuracy)
-        avg_macs = float(test.avg_macs)
-        trial.set_constraint(MAX_AVG_MACS, avg_macs - self.max_avg_macs)
-        trial.set_constraint(MIN_ACCURACY, self.min_accuracy - accuracy)
-        for name, value in static.items():
-            if name != MAX_AVG_MACS:
-                trial.set_constraint(name, value)
         metrics = test.to_dict()
+        ratios = [float(r) for r in metrics["exit_ratios"]]
+        avg_macs = float(sum(r * float(m) for r, m in zip(ratios, profile.exit_macs)))
+        if self.max_avg_macs is not None:
+            trial.set_constraint(MAX_AVG_MACS, avg_macs - self.max_avg_macs)
+        trial.set_constraint(MIN_ACCURACY, self.min_accuracy - accuracy)
+        if by_latency:
+            # Calibration ran on latencies: keep the MAC figures in MACs, the latency apart.
+            metrics["avg_latency_ms"] = float(metrics["avg_macs"])
+            metrics["avg_macs"] = avg_macs
+            metrics["peak_macs"] = float(profile.exit_macs[-1])
+        avg_latency = None
+        if latency is not None:
+            avg_latency = float(sum(r * v for r, v in zip(ratios, latency)))
+            trial.set_user_attr("avg_latency_ms", avg_latency)
+            trial.set_user_attr("avg_macs", avg_macs)
+            if self.max_avg_latency_ms is not None:
+                trial.set_constraint(MAX_AVG_LATENCY, avg_latency - self.max_avg_latency_ms)
+        for name, value in static.items():
+            if name not in (MAX_AVG_MACS, MAX_AVG_LATENCY):
+                trial.set_constraint(name, value)
         trial.set_user_attr("exit_ratios", metrics["exit_ratios"])
         trial.set_user_attr("thresholds", metrics["thresholds"])
         trial.set_user_attr("accuracy_per_exit", metrics["exit_accuracies"])
         trial.set_user_attr("backbone_accuracy", metrics["backbone_accuracy"])
         trial.set_user_attr("ece_per_exit", metrics["ece"])
-        trial.set_user_attr("peak_macs", metrics["peak_macs"])
+        trial.set_user_attr("peak_macs", float(profile.exit_macs[-1]))
         trial.set_user_attr("val_accuracy", float(evaluation.validation.accuracy))
-        trial.set_user_attr("val_avg_macs", float(evaluation.validation.avg_macs))
+        if by_latency:
+            trial.set_user_attr("val_avg_latency_ms", float(evaluation.validation.avg_macs))
+            trial.set_user_attr("operating_curve_cost", "latency_ms")
+        else:
+            trial.set_user_attr("val_avg_macs", float(evaluation.validation.avg_macs))
         trial.set_user_attr("calibration_feasible", bool(evaluation.feasible))
         trial.set_user_attr(
             "operating_curve", [point.to_dict() for point in evaluation.curve or ()]
@@ -425,10 +561,14 @@ class NachosObjective:
         trial.set_user_attr("timings", timings)
         trial.set_user_attr("train_seconds", timings["train_seconds"])
         if self.artifact_store is not None:
-            self._upload(trial, result.model, metrics, profile)
+            self._upload(trial, result.model, metrics, profile, latency)
+        if by_latency and avg_latency is not None:
+            return accuracy, avg_latency
         return accuracy, avg_macs
 
-    def _inherit_and_fit(self, config: EENNConfig, exit_costs: list[float]) -> Any:
+    def _inherit_and_fit(
+        self, config: EENNConfig, exit_costs: list[float], budget: float | None
+    ) -> Any:
         """Inherit the candidate from the supernet, recalibrate, then train its exits."""
         assert self.supernet is not None
         model = self.supernet.extract(
@@ -453,10 +593,18 @@ class NachosObjective:
             self.data,
             config=self.train_config,
             exit_costs=exit_costs,
-            max_avg_macs=self.max_avg_macs,
+            max_avg_macs=budget,
         )
 
-    def _upload(self, trial: optuna.Trial, model: Any, metrics: dict, profile: Any) -> None:
+    def _upload(
+        self,
+        trial: optuna.Trial,
+        model: Any,
+        metrics: dict,
+        profile: Any,
+        latency: list[float] | None = None,
+    ) -> None:
+        extra = {} if latency is None else {"exit_latency_ms": [float(v) for v in latency]}
         with tempfile.TemporaryDirectory() as tmp:
             path = save_eenn(
                 Path(tmp) / BUNDLE_FILE,
@@ -470,6 +618,7 @@ class NachosObjective:
                     "metrics": metrics,
                     "dataset": self.data.name,
                     "preprocessing": Preprocessing.from_dataset(self.data).to_dict(),
+                    **extra,
                 },
             )
             artifact_id = optuna.artifacts.upload_artifact(

@@ -15,14 +15,15 @@ import optuna
 from optuna_nachos._logging import get_logger
 from optuna_nachos._version import __version__
 from optuna_nachos.report._summary import (
-    TABLE_COLUMNS,
     StudySummary,
     counts_sentence,
+    has_latency,
     hypervolume_sentence,
     row_cells,
     setting_items,
     summarize,
     summary_markdown,
+    table_columns,
 )
 
 if TYPE_CHECKING:
@@ -98,8 +99,8 @@ def _front_html(summary: StudySummary) -> str:
         return "<p>No admissible trial yet (no completed trial satisfies every constraint).</p>"
     knees = {row["trial"] for row in summary.tradeoffs}
     table = _html_table(
-        TABLE_COLUMNS,
-        [row_cells(row) for row in summary.front],
+        table_columns(summary.front),
+        [row_cells(row, latency=has_latency(summary.front)) for row in summary.front],
         row_ids=[f"trial-{row['trial']}" for row in summary.front],
         row_classes=["tradeoff" if row["trial"] in knees else "" for row in summary.front],
         text_columns=(4,),
@@ -153,8 +154,11 @@ def report_html(study: optuna.Study, *, figures: Mapping[str, go.Figure] | None 
             "): the trials that the others can only replace at a high price in accuracy or "
             "average MACs.</p>"
             + _html_table(
-                TABLE_COLUMNS,
-                [row_cells(row) for row in summary.tradeoffs],
+                table_columns(summary.tradeoffs),
+                [
+                    row_cells(row, latency=has_latency(summary.tradeoffs))
+                    for row in summary.tradeoffs
+                ],
                 row_ids=[f"tradeoff-{row['trial']}" for row in summary.tradeoffs],
                 text_columns=(4,),
             )

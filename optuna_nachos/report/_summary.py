@@ -30,6 +30,25 @@ TABLE_COLUMNS = (
 )
 """Columns of the admissible-front tables, in order."""
 
+LATENCY_COLUMNS = ("avg latency", "peak latency")
+"""Columns added at the end when the trials carry predicted latencies (a latency table)."""
+
+
+def has_latency(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether front rows carry latencies (the study used a latency table)."""
+    return any("avg_latency_ms" in row for row in rows)
+
+
+def table_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Columns of a table of ``rows``: :data:`TABLE_COLUMNS`, and the latency columns when the
+    rows carry latencies."""
+    return TABLE_COLUMNS + (LATENCY_COLUMNS if has_latency(rows) else ())
+
+
+def format_ms(value: float | None) -> str:
+    """A latency in milliseconds, e.g. ``1.234 ms``."""
+    return "-" if value is None else f"{float(value):.3f} ms"
+
 
 @dataclass(frozen=True)
 class StudySummary:
@@ -121,8 +140,20 @@ def _exits(stages: Sequence[int] | None) -> str:
     return f"{early} + final" if early else "final only"
 
 
-def row_cells(row: Mapping[str, Any]) -> list[str]:
-    """The cells of one front row, in the order of :data:`TABLE_COLUMNS`."""
+def row_cells(row: Mapping[str, Any], *, latency: bool | None = None) -> list[str]:
+    """The cells of one front row, in the order of :func:`table_columns`.
+
+    Args:
+        row: A row of :func:`~optuna_nachos.results.front_rows`.
+        latency: Add the latency cells; by default when the row carries latencies.
+    """
+    if latency is None:
+        latency = "avg_latency_ms" in row
+    extra = (
+        [format_ms(row.get("avg_latency_ms")), format_ms(row.get("peak_latency_ms"))]
+        if latency
+        else []
+    )
     return [
         str(row["trial"]),
         f"{float(row['accuracy']):.4f}",
@@ -131,6 +162,7 @@ def row_cells(row: Mapping[str, Any]) -> list[str]:
         _exits(row["exit_stages"]),
         _numbers(row["exit_ratios"], ".3f"),
         _numbers(row["thresholds"], ".2f"),
+        *extra,
     ]
 
 
@@ -176,6 +208,12 @@ def hypervolume_sentence(summary: StudySummary) -> str:
     if summary.hypervolume is None:
         return "Hypervolume: not available (the study records no budget and accuracy floor)."
     floor = summary.settings.get("min_accuracy")
+    if summary.settings.get("objective") == "latency":
+        budget = summary.settings.get("max_avg_latency_ms")
+        return (
+            f"Hypervolume of the admissible front: {summary.hypervolume:.4f} (normalized; "
+            f"reference point accuracy {float(floor):g}, average latency {format_ms(budget)})."
+        )
     budget = summary.settings.get("max_avg_macs")
     return (
         f"Hypervolume of the admissible front: {summary.hypervolume:.4f} (normalized; reference "
@@ -206,7 +244,13 @@ def summary_markdown(summary: StudySummary, *, level: int = 2) -> str:
     blocks = [counts_sentence(summary), hypervolume_sentence(summary)]
     blocks.append(f"{h} Admissible Pareto front")
     if summary.front:
-        blocks.append(markdown_table(TABLE_COLUMNS, [row_cells(r) for r in summary.front]))
+        latency = has_latency(summary.front)
+        blocks.append(
+            markdown_table(
+                table_columns(summary.front),
+                [row_cells(r, latency=latency) for r in summary.front],
+            )
+        )
         blocks.append(
             "Exits: stages followed by an early exit. Exit ratios: fraction of the test samples "
             "leaving at each exit, the final one last. Thresholds: one per early exit."
@@ -219,7 +263,13 @@ def summary_markdown(summary: StudySummary, *, level: int = 2) -> str:
             "The knees of the admissible front (`optuna_nachos.high_tradeoff_trials`): the trials "
             "that the others can only replace at a high price in accuracy or average MACs."
         )
-        blocks.append(markdown_table(TABLE_COLUMNS, [row_cells(r) for r in summary.tradeoffs]))
+        latency = has_latency(summary.tradeoffs)
+        blocks.append(
+            markdown_table(
+                table_columns(summary.tradeoffs),
+                [row_cells(r, latency=latency) for r in summary.tradeoffs],
+            )
+        )
     else:
         blocks.append("None yet.")
     blocks.append(f"{h} Constraints")

@@ -41,7 +41,10 @@ def _reference(
 ) -> tuple[float, float]:
     settings = study_settings(study) if study is not None else {}
     min_accuracy = settings.get("min_accuracy") if min_accuracy is None else min_accuracy
-    max_avg_macs = settings.get("max_avg_macs") if max_avg_macs is None else max_avg_macs
+    if max_avg_macs is None:
+        # A study minimizing latency has its budget, in ms, as the reference.
+        latency = settings.get("objective") == "latency"
+        max_avg_macs = settings.get("max_avg_latency_ms" if latency else "max_avg_macs")
     if min_accuracy is None or max_avg_macs is None:
         raise ValueError(
             "the hypervolume needs a reference point: pass min_accuracy and max_avg_macs, or "

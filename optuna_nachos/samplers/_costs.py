@@ -24,7 +24,8 @@ class CandidateCosts:
 
     Attributes:
         config: The configuration (an :class:`~optuna_nachos.EENNConfig`).
-        exit_macs: MACs of a sample leaving at each exit, shallowest first.
+        exit_macs: Cost of a sample leaving at each exit, shallowest first: MACs, or
+            latencies in ms with a latency table.
         params: Parameters of the whole network.
         exit_deficit: Early exits missing to reach the space's ``min_exits``.
         canonical: The parameters of ``config`` in the space's canonical form (unused layers
@@ -33,7 +34,7 @@ class CandidateCosts:
     """
 
     config: Any
-    exit_macs: tuple[int, ...]
+    exit_macs: tuple[float, ...]
     params: int
     exit_deficit: int
     canonical: dict[str, Any]
@@ -63,6 +64,11 @@ class SpaceCosts:
         max_avg_macs: Budget of average MACs (its exact lower bound is the first exit's cost).
         max_peak_macs: Limit of the final exit's cost.
         max_params: Limit of the parameter count.
+        latency_table: A :class:`~optuna_nachos.cost.LatencyTable`: the exit costs are then
+            the table's per-exit latencies in ms (:func:`~optuna_nachos.cost.exit_latency`),
+            and ``max_avg_macs`` / ``max_peak_macs`` are read in ms.
+        latency_backend: Back end of the table's measurements.
+        latency_batch_size: Batch size of the table's measurements.
     """
 
     def __init__(
@@ -75,8 +81,14 @@ class SpaceCosts:
         max_avg_macs: float | None,
         max_peak_macs: float | None,
         max_params: float | None,
+        latency_table: Any = None,
+        latency_backend: str = "onnxruntime",
+        latency_batch_size: int = 1,
     ) -> None:
         self.space = space
+        self.latency_table = latency_table
+        self.latency_backend = latency_backend
+        self.latency_batch_size = latency_batch_size
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.convention = convention
@@ -116,9 +128,24 @@ class SpaceCosts:
                 in_channels=self.in_channels,
                 convention=self.convention,
             )
+        if self.latency_table is None:
+            exit_costs: tuple[float, ...] = tuple(int(m) for m in profile.exit_macs)
+        else:
+            from optuna_nachos.cost import exit_latency
+
+            exit_costs = tuple(
+                float(v)
+                for v in exit_latency(
+                    config,
+                    self.latency_table,
+                    backend=self.latency_backend,
+                    batch_size=self.latency_batch_size,
+                    convention=self.convention,
+                )
+            )
         found = CandidateCosts(
             config=config,
-            exit_macs=tuple(int(m) for m in profile.exit_macs),
+            exit_macs=exit_costs,
             params=int(profile.exit_params[-1]),
             exit_deficit=int(self.space.exit_deficit(config)),
             canonical=dict(self.space.params_from_config(config)),

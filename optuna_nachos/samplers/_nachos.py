@@ -216,6 +216,15 @@ class NachosSampler(BaseSampler):
             the random start; :class:`~optuna.samplers.RandomSampler` by default.
         warn_independent_sampling: Log a warning when, after the start, a parameter is sampled
             by ``independent_sampler``.
+        latency_table: A latency table of the target device
+            (:func:`~optuna_nachos.cost.profile_latency`), for studies that minimize average
+            latency: the exact per-exit costs are then the table's latencies in ms
+            (:func:`~optuna_nachos.cost.exit_latency`) instead of MACs, and ``max_avg_macs`` and
+            ``max_peak_macs`` are budgets in ms (``NachosObjective.sampler_options`` passes
+            them so). Needs a ``space``.
+        latency_backend: Back end of the table's measurements (``"onnxruntime"`` or
+            ``"torch"``).
+        latency_batch_size: Batch size of the table's measurements.
 
     Raises:
         ValueError: On an invalid setting.
@@ -246,7 +255,14 @@ class NachosSampler(BaseSampler):
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
+        latency_table: Any = None,
+        latency_backend: str = "onnxruntime",
+        latency_batch_size: int = 1,
     ) -> None:
+        if latency_table is not None:
+            if space is None:
+                raise ValueError("latency_table needs the search space (space=...).")
+            latency_table.call_ms(backend=latency_backend, batch_size=latency_batch_size)
         for name, value, low in (
             ("n_startup_trials", n_startup_trials, 0),
             ("batch_size", batch_size, 1),
@@ -326,6 +342,9 @@ class NachosSampler(BaseSampler):
                 max_avg_macs=self._max_avg_macs,
                 max_peak_macs=self._max_peak_macs,
                 max_params=self._max_params,
+                latency_table=latency_table,
+                latency_backend=latency_backend,
+                latency_batch_size=latency_batch_size,
             )
         )
         self._lock = threading.Lock()

@@ -9,6 +9,7 @@ from optuna_nachos.study._constraints import (
 from optuna_nachos.study._create import (
     DEFAULT_STORAGE,
     DIRECTIONS,
+    LATENCY_METRIC_NAMES,
     METRIC_NAMES,
     create_study,
     study_settings,
@@ -21,6 +22,7 @@ __all__ = [
     "CONSTRAINT_NAMES",
     "DEFAULT_STORAGE",
     "DIRECTIONS",
+    "LATENCY_METRIC_NAMES",
     "METRIC_NAMES",
     "SAMPLER_NAMES",
     "constraint_values",

@@ -11,6 +11,8 @@ MIN_ACCURACY = "min_accuracy"
 MIN_EXITS = "min_exits"
 MAX_PEAK_MACS = "max_peak_macs"
 MAX_PARAMS = "max_params"
+MAX_AVG_LATENCY = "max_avg_latency_ms"
+MAX_PEAK_LATENCY = "max_peak_latency_ms"
 
 CONSTRAINT_NAMES: tuple[str, ...] = (
     MAX_AVG_MACS,
@@ -18,6 +20,8 @@ CONSTRAINT_NAMES: tuple[str, ...] = (
     MIN_EXITS,
     MAX_PEAK_MACS,
     MAX_PARAMS,
+    MAX_AVG_LATENCY,
+    MAX_PEAK_LATENCY,
 )
 """Every constraint the objective may set, in the fixed order of :func:`constraint_values`."""
 

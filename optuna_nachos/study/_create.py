@@ -10,6 +10,8 @@ import optuna
 
 DIRECTIONS = ("maximize", "minimize")
 METRIC_NAMES = ("accuracy", "avg_macs")
+LATENCY_METRIC_NAMES = ("accuracy", "avg_latency_ms")
+"""Metric names of a study that minimizes average latency instead of MACs."""
 DEFAULT_STORAGE = "sqlite:///nachos.db"
 SETTINGS_KEY = "nachos_settings"
 
@@ -21,6 +23,7 @@ def create_study(
     sampler: optuna.samplers.BaseSampler | None = None,
     load_if_exists: bool = True,
     settings: Mapping[str, Any] | None = None,
+    metric_names: tuple[str, str] = METRIC_NAMES,
 ) -> optuna.Study:
     """Create (or resume) a study maximizing accuracy and minimizing average MACs.
 
@@ -32,6 +35,8 @@ def create_study(
         load_if_exists: Resume the study of the same name instead of raising.
         settings: Search settings recorded as the study user attribute ``nachos_settings``
             (plain JSON values: budgets, dataset, training settings).
+        metric_names: Names of the two objectives; :data:`LATENCY_METRIC_NAMES` for a study
+            that minimizes average latency.
 
     Returns:
         The study, with its directions and metric names set.
@@ -55,7 +60,7 @@ def create_study(
     if study.metric_names is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(METRIC_NAMES))
+            study.set_metric_names(list(metric_names))
     if settings is not None:
         study.set_user_attr(SETTINGS_KEY, dict(settings))
     return study
