@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,14 +107,49 @@ def export_eenn(
     *,
     in_channels: int,
     metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Export a network to a folder: ``eenn.json`` (config, thresholds, costs, metrics) and
-    ``weights.pt`` (the state dict). The folder loads with :func:`load_eenn`."""
+    ``weights.pt`` (the state dict). The folder loads with :func:`load_eenn`.
+
+    The files are written beside the folder first and moved in at the end, so a failed
+    export leaves nothing behind (no half-written files, no new empty folder).
+
+    Args:
+        out_dir: The folder to write (created if missing).
+        model: A network built by :func:`~optuna_nachos.build_eenn`.
+        thresholds: One threshold per early exit.
+        in_channels: Channels of the input images.
+        metadata: Extra plain-JSON values to keep (costs, metrics).
+        overwrite: Replace an export already in the folder.
+
+    Raises:
+        FileExistsError: If ``out_dir`` is a file, or holds an export and ``overwrite`` is
+            false.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder")
+    existing = [name for name in (METADATA_FILE, WEIGHTS_FILE) if (out / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds an exported network ({', '.join(existing)})")
     info = _metadata(model, thresholds, in_channels, metadata)
-    (out / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / WEIGHTS_FILE)
+    created = not out.exists()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save(state, staging / WEIGHTS_FILE)
+        out.mkdir(exist_ok=True)
+        for name in (WEIGHTS_FILE, METADATA_FILE):
+            os.replace(staging / name, out / name)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
@@ -133,16 +169,38 @@ def _from_parts(
             f"{source} was written by a newer optuna-nachos (format {info['format_version']}); "
             "upgrade optuna-nachos to load it."
         )
-    config = EENNConfig.from_dict(info["config"])
-    model = build_eenn(
-        config, num_classes=int(info["num_classes"]), in_channels=int(info["in_channels"])
+    try:
+        config = EENNConfig.from_dict(info["config"])
+        model = build_eenn(
+            config, num_classes=int(info["num_classes"]), in_channels=int(info["in_channels"])
+        )
+        thresholds = tuple(float(t) for t in info["thresholds"])
+    except (KeyError, TypeError, ValueError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else str(error).rstrip(".")
+        raise ValueError(f"{source} has an invalid network description: {reason}.") from None
+    if len(thresholds) != model.num_exits - 1:
+        raise ValueError(
+            f"{source} has {len(thresholds)} thresholds; its network has "
+            f"{model.num_exits - 1} early exits and needs one threshold per early exit."
+        )
+    expected = model.state_dict()
+    wrong = sorted(set(expected) ^ set(state_dict)) + sorted(
+        name
+        for name in set(expected) & set(state_dict)
+        if tuple(expected[name].shape) != tuple(state_dict[name].shape)
     )
+    if wrong:
+        raise ValueError(
+            f"{source}: the weights do not fit the network its config describes "
+            f"({len(wrong)} mismatched tensors, first {wrong[0]!r}); they belong to another "
+            "architecture."
+        )
     model.load_state_dict(state_dict)
     model.to(map_location).eval()
     metadata = {
         k: v for k, v in info.items() if k not in {"state_dict", "thresholds", "format", "config"}
     }
-    return DeployedEENN(model, tuple(float(t) for t in info["thresholds"]), metadata)
+    return DeployedEENN(model, thresholds, metadata)
 
 
 def _load_path(path: Path, map_location: str | torch.device) -> DeployedEENN:
@@ -153,8 +211,17 @@ def _load_path(path: Path, map_location: str | torch.device) -> DeployedEENN:
                 f"{path} is not an exported network: expected {METADATA_FILE} and {WEIGHTS_FILE} "
                 "(write one with `optuna-nachos export` or export_eenn)."
             )
-        info = json.loads(meta_path.read_text())
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        try:
+            info = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{meta_path} is not valid JSON: {error}.") from None
+        if not isinstance(info, dict):
+            raise ValueError(f"{meta_path} holds no network description (a JSON object).")
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for unreadable files
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"{weights_path} is not a readable weights file: {reason}") from None
         return _from_parts(info, state, source=str(path), map_location=map_location)
     if not path.is_file():
         raise FileNotFoundError(f"no exported network at {path}.")

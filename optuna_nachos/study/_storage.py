@@ -78,12 +78,13 @@ def open_storage(
 
     Raises:
         ValueError: If the storage cannot be opened; the one-line message says why.
+        FileNotFoundError: If ``must_exist`` and the storage file does not exist.
     """
     path = storage_file(url)
     if path is not None and not path.parent.is_dir():
         raise ValueError(f"cannot open storage {url!r}: folder {path.parent} does not exist")
     if path is not None and must_exist and not path.is_file():
-        raise ValueError(
+        raise FileNotFoundError(
             f"no storage file {path}; pass the --storage of your search "
             "(run 'optuna-nachos search' first)"
         )

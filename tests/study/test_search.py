@@ -113,3 +113,33 @@ def test_a_streak_of_failures_stops_the_worker(tmp_path, locked):
     ran = run_search(study, lambda t: (float("nan"), float("nan")), n_trials=3, lock_path=lock)
     assert ran == MAX_FAILURE_STREAK
     assert all(t.state == TrialState.FAIL for t in study.trials)
+
+
+def test_open_storage_errors_are_one_line_without_warnings(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for url in ("postgresql://nobody@127.0.0.1:1/nachos", "foo://somewhere/x"):
+            with pytest.raises(ValueError, match="cannot open storage") as error:
+                open_storage(url)
+            assert "\n" not in str(error.value)
+    assert [str(w.message) for w in caught] == []
+    with pytest.raises(FileNotFoundError, match="no storage file"):
+        open_storage(f"sqlite:///{tmp_path / 'typo.db'}", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_server_storages_use_the_products_retry_callback(monkeypatch):
+    from optuna_nachos.study import RetryStaleTrial
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, url, **options):
+            seen.update(options)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Recorder)
+    open_storage("mysql://u@h/db", heartbeat_interval=5)
+    assert isinstance(seen["heartbeat_stale_trial_callback"], RetryStaleTrial)
+    assert (seen["heartbeat_interval"], seen["grace_period"]) == (5, 15)
