@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -134,7 +135,7 @@ def export_eenn(
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds an exported network ({', '.join(existing)})")
     info = _metadata(model, thresholds, in_channels, metadata)
-    created = not out.exists()
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -145,8 +146,10 @@ def export_eenn(
         for name in (WEIGHTS_FILE, METADATA_FILE):
             os.replace(staging / name, out / name)
     except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # deepest first: the folders this export created
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
