@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -136,7 +137,11 @@ def run_search(
                 if finished + len(live_running(study)) >= n_trials:
                     trial = None  # the others' running trials reach the total: wait for them
                 else:
-                    trial = study.ask()
+                    with warnings.catch_warnings():
+                        # Optuna warns that a heartbeat storage is meant for optimize(); here
+                        # the heartbeat is recorded by this loop.
+                        warnings.simplefilter("ignore", UserWarning)
+                        trial = study.ask()
                     study._storage.set_trial_user_attr(
                         trial._trial_id, WORKER_ATTR, worker_record()
                     )

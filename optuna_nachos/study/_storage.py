@@ -146,12 +146,21 @@ def _open_postgres(url: str, options: dict) -> BaseStorage:
         engine.dispose()
 
 
+def rdb_storage(storage: BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The database storage behind ``storage`` (a study wraps it in a cache), or ``None``."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def heartbeat_interval(storage: BaseStorage) -> int | None:
+    """The seconds between heartbeats of a database storage, ``None`` without heartbeat."""
+    backend = rdb_storage(storage)
+    return None if backend is None else backend.get_heartbeat_interval()
+
+
 def uses_heartbeat(storage: BaseStorage) -> bool:
     """Whether the storage watches its workers with a heartbeat (database servers)."""
-    return (
-        isinstance(storage, optuna.storages.RDBStorage)
-        and storage.get_heartbeat_interval() is not None
-    )
+    return heartbeat_interval(storage) is not None
 
 
 def storage_lock_path(url: str) -> Path | None:
@@ -194,12 +203,10 @@ class StudyLock:
         self.lock_path = lock_path
         self._engine = None
         self._key = _advisory_key(f"study:{study_name}")
-        if (
-            lock_path is None
-            and isinstance(storage, optuna.storages.RDBStorage)
-            and storage.engine.dialect.name == "postgresql"
-        ):
-            self._engine = storage.engine
+        backend = rdb_storage(storage)
+        postgres = backend is not None and backend.engine.dialect.name == "postgresql"
+        if lock_path is None and postgres:
+            self._engine = backend.engine
 
     @property
     def exclusive(self) -> bool:

@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nachos._logging import get_logger
+from optuna_nachos.study._storage import heartbeat_interval, rdb_storage
 
 _logger = get_logger()
 
@@ -133,8 +135,10 @@ def fail_stale_trials(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
         The numbers of the trials marked FAIL here (not counting the heartbeat's).
     """
     storage = study._storage
-    if isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval():
-        optuna.storages.fail_stale_trials(study)
+    if heartbeat_interval(storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         record = trial.user_attrs.get(WORKER_ATTR)
@@ -166,12 +170,9 @@ def live_running(study: optuna.Study) -> list[FrozenTrial]:
 @contextlib.contextmanager
 def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     """Record the trial's heartbeat every interval while the block runs (database servers)."""
-    interval = (
-        storage.get_heartbeat_interval()
-        if isinstance(storage, optuna.storages.RDBStorage)
-        else None
-    )
-    if not interval:
+    interval = heartbeat_interval(storage)
+    backend = rdb_storage(storage)
+    if not interval or backend is None:
         yield
         return
     stop = threading.Event()
@@ -179,7 +180,7 @@ def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     def beat() -> None:
         while True:
             try:
-                storage.record_heartbeat(trial_id)
+                backend.record_heartbeat(trial_id)
             except Exception as error:  # a lost connection must not kill the trial
                 _logger.warning("Heartbeat of trial %d not recorded: %s", trial_id, error)
             if stop.wait(interval):
