@@ -131,10 +131,13 @@ def run_search(
         while timeout is None or time.monotonic() - started < timeout:
             with lock():
                 fail_stale_trials(study, max_retry=max_retry)
-                finished = finished_trials(study)
+                # One snapshot for both counts: a trial that finishes between two reads
+                # (workers tell outside the lock) would be counted in neither.
+                trials = study.get_trials(deepcopy=False)
+                finished = sum(t.state in _FINISHED for t in trials)
                 if finished >= n_trials or progress.failing:
                     break
-                if finished + len(live_running(study)) >= n_trials:
+                if finished + len(live_running(trials)) >= n_trials:
                     trial = None  # the others' running trials reach the total: wait for them
                 else:
                     with warnings.catch_warnings():

@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -157,9 +157,10 @@ def fail_stale_trials(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
     return failed
 
 
-def live_running(study: optuna.Study) -> list[FrozenTrial]:
-    """RUNNING trials that a live worker runs (or that this host cannot check)."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+def live_running(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The RUNNING trials among ``trials`` that a live worker runs (or that this host cannot
+    check: a worker on another machine)."""
+    running = [trial for trial in trials if trial.state == TrialState.RUNNING]
     return [
         trial
         for trial in running
