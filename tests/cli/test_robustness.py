@@ -177,6 +177,15 @@ def test_a_search_that_ends_unfinished_exits_non_zero(tmp_path, capsys):
     assert "search ended unfinished (the timeout passed): 0 of 2" in _error_line(capsys)
 
 
+def test_a_search_stopped_by_failures_exits_non_zero(tmp_path, capsys, monkeypatch):
+    from optuna_nachos.objective import NachosObjective
+
+    monkeypatch.setattr(NachosObjective, "__call__", lambda self, trial: (float("nan"),) * 2)
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    assert main([*SEARCH, *CHEAP, "--n-trials", "2", "--storage", url]) == 1
+    assert "search ended unfinished (trials kept failing): 0 of 2" in _error_line(capsys)
+
+
 def test_ctrl_c_fails_the_trial_and_exits_130(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
     process = _cli(*SEARCH, *TRAINED, "--n-trials", "3", "--storage", url, cwd=tmp_path)
