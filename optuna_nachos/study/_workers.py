@@ -14,7 +14,6 @@ import contextlib
 import os
 import socket
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,6 +31,8 @@ WORKER_ATTR = "nachos_worker"
 """User attribute of a trial: the record of the worker that runs it."""
 RETRY_ATTR = "nachos_retry_of"
 """User attribute of a retried trial: the numbers of the stale trials it replaces."""
+RETRY_REASON_ATTR = "nachos_retry_reason"
+"""User attribute of a retried trial: why the trial it replaces failed."""
 WORKERS_ATTR = "nachos_worker_count"
 """Study user attribute: how many workers have started on the study."""
 FAIL_REASON_ATTR = "fail_reason"
@@ -82,11 +83,13 @@ def is_alive(record: Any) -> bool | None:
     return not (start is not None and record.get("start") not in (None, start))
 
 
-def retry_trial(study: optuna.Study, trial: FrozenTrial, *, max_retry: int = 2) -> int | None:
+def retry_trial(
+    study: optuna.Study, trial: FrozenTrial, *, max_retry: int = 2, reason: str | None = None
+) -> int | None:
     """Enqueue a stale trial's parameters again, up to ``max_retry`` times per configuration.
 
     Returns:
-        The number of the trials it replaces, or ``None`` when no retry is left.
+        The number of the trial it replaces, or ``None`` when no retry is left.
     """
     history = list(trial.user_attrs.get(RETRY_ATTR, [])) + [trial.number]
     if len(history) > max_retry:
@@ -96,16 +99,29 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, *, max_retry: int = 2) 
             max_retry,
         )
         return None
-    study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: history}, skip_if_exists=False)
+    user_attrs: dict[str, Any] = {RETRY_ATTR: history}
+    if reason is not None:
+        user_attrs[RETRY_REASON_ATTR] = reason
+    study.enqueue_trial(trial.params, user_attrs=user_attrs, skip_if_exists=False)
     return trial.number
 
 
-class RetryStaleTrial:
-    """Heartbeat callback of a database storage: explain and retry the trial of a dead worker.
+def _heartbeat_reason(trial: FrozenTrial) -> str:
+    worker = trial.user_attrs.get(WORKER_ATTR) or {}
+    return (
+        f"stale: no heartbeat from worker {worker.get('host', '?')}:{worker.get('pid', '?')}"
+        " (killed or disconnected)"
+    )
 
-    Replaces Optuna's ``RetryFailedTrialCallback`` (deprecated in Optuna 4.9, removed in 6):
-    the stale trial, already marked FAIL by the storage, gets a ``fail_reason`` and its
-    parameters are enqueued again for the next free worker.
+
+class RetryStaleTrial:
+    """Heartbeat callback of a database storage: retry the trial of a dead worker.
+
+    Replaces Optuna's ``RetryFailedTrialCallback`` (deprecated in Optuna 4.9, removed in 6).
+    Optuna calls it for a stale trial it has already marked FAIL (in ``study.optimize``); the
+    trial's parameters are enqueued again for the next free worker, the reason in the new
+    trial's ``nachos_retry_reason`` user attribute. :func:`run_search` finds stale trials
+    itself first, and records the reason on the failed trial too.
 
     Args:
         max_retry: How many times one configuration is retried.
@@ -115,45 +131,50 @@ class RetryStaleTrial:
         self.max_retry = max_retry
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        worker = trial.user_attrs.get(WORKER_ATTR) or {}
-        reason = (
-            f"stale: no heartbeat from worker {worker.get('host', '?')}:{worker.get('pid', '?')}"
-            " (killed or disconnected)"
-        )
-        study._storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
+        reason = _heartbeat_reason(trial)
         _logger.warning("Trial %d marked FAIL: %s.", trial.number, reason)
-        retry_trial(study, trial, max_retry=self.max_retry)
+        retry_trial(study, trial, max_retry=self.max_retry, reason=reason)
+
+
+def _fail(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int) -> bool:
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return False
+    except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        return False  # it finished, or another worker failed it first
+    _logger.warning("Trial %d marked FAIL: %s.", trial.number, reason)
+    retry_trial(study, trial, max_retry=max_retry, reason=reason)
+    return True
 
 
 def fail_stale_trials(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker is gone, and enqueue them again.
 
-    Workers on this host are checked by their process; on a storage with a heartbeat,
-    Optuna's heartbeat check runs too (it calls :class:`RetryStaleTrial`).
+    Workers on this host are checked by their process; on a storage with a heartbeat, trials
+    whose heartbeat stopped for the grace period are stale too, wherever their worker ran.
+    The reason goes to the failed trial's ``fail_reason`` user attribute.
 
     Returns:
-        The numbers of the trials marked FAIL here (not counting the heartbeat's).
+        The numbers of the trials marked FAIL.
     """
-    storage = study._storage
-    if heartbeat_interval(storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
     failed = []
+    backend = rdb_storage(study._storage)
+    if heartbeat_interval(study._storage) and backend is not None:
+        stale_ids = set(backend._get_stale_trial_ids(study._study_id))
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial._trial_id in stale_ids and _fail(
+                study, trial, _heartbeat_reason(trial), max_retry
+            ):
+                failed.append(trial.number)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         record = trial.user_attrs.get(WORKER_ATTR)
         if is_alive(record) is not False:
             continue
         reason = f"stale: worker process {record['pid']} on {record['host']} is gone"
-        try:
-            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                continue
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            continue  # another worker failed it first
-        _logger.warning("Trial %d marked FAIL: %s.", trial.number, reason)
-        retry_trial(study, trial, max_retry=max_retry)
-        failed.append(trial.number)
+        if _fail(study, trial, reason, max_retry):
+            failed.append(trial.number)
     return failed
 
 

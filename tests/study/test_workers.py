@@ -129,3 +129,21 @@ def test_worker_seeds_differ_per_worker_and_resume(tmp_path):
     seeds = {derive_seed(5, worker, n) for worker in range(4) for n in (0, 3)}
     assert len(seeds) == 8
     assert derive_seed(5, 1, 3) == derive_seed(5, 1, 3)
+
+
+def test_retry_stale_trial_callback_enqueues_the_configuration(tmp_path):
+    from optuna_nachos.study import RetryStaleTrial
+
+    study = create_study(storage=f"sqlite:///{tmp_path / 'c.db'}", study_name="c")
+    trial = study.ask()
+    suggest_eenn(trial)
+    trial.set_user_attr(WORKER_ATTR, {"host": "machine-b", "pid": 42, "start": None})
+    study.tell(trial, state=TrialState.FAIL)  # as the storage's heartbeat check leaves it
+    RetryStaleTrial(max_retry=1)(study, study.trials[0])
+    waiting = study.trials[1]
+    assert waiting.state == TrialState.WAITING
+    assert waiting.user_attrs[RETRY_ATTR] == [0]
+    assert waiting.user_attrs["nachos_retry_reason"].startswith(
+        "stale: no heartbeat from worker machine-b:42"
+    )
+    assert waiting.system_attrs["fixed_params"] == study.trials[0].params
