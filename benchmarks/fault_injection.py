@@ -316,10 +316,13 @@ def export_overwrite(work: Path) -> Outcome:
     folder = work / "export"
     folder.mkdir()
     url = f"sqlite:///{folder / 'nachos.db'}"
-    status, _ = _run(_search(url, 1, TRAINED), folder)
+    status, _ = _run(_search(url, 3, TRAINED), folder)
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
-    trial = next(t.number for t in _trials(url) if "nachos_artifact_id" in t.user_attrs)
+    trained = [t.number for t in _trials(url) if "nachos_artifact_id" in t.user_attrs]
+    if not trained:
+        return Outcome("export from another directory", "-", "no trained trial", 0, False)
+    trial = trained[0]
     export = ["export", "--storage", url, "--trial", str(trial), "--out", str(work / "eenn")]
     first, _ = _run(export, elsewhere)
     before = (work / "eenn" / "weights.pt").read_bytes() if first == 0 else b""
