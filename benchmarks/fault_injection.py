@@ -113,15 +113,20 @@ def _lost(n: int, counts: dict[str, int]) -> int:
 
 
 def _wait_training(url: str, process: subprocess.Popen) -> None:
+    """Wait until a trial trains: RUNNING, configured, and still running a second later (a
+    candidate over the budget is configured too, and completes at once untrained)."""
     deadline = time.monotonic() + 600
+    seen: dict[int, float] = {}
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if any(
-                t.state == TrialState.RUNNING and "config" in t.user_attrs for t in _trials(url)
-            ):
-                return
+            trials = _trials(url)
         except (KeyError, ValueError):
-            pass
+            trials = []
+        now = time.monotonic()
+        for trial in trials:
+            if trial.state == TrialState.RUNNING and "config" in trial.user_attrs:
+                if now - seen.setdefault(trial.number, now) >= 1.0:
+                    return
         time.sleep(0.2)
     raise RuntimeError("no trial started training")
 
@@ -297,7 +302,12 @@ def bad_inputs(work: Path) -> Outcome:
     problems = []
     for name, args in cases:
         status, err = _run(args, work)
-        lines = [line for line in err.splitlines() if line.strip()]
+        # argparse prints its usage (lines starting "usage:" or indented) before the error.
+        lines = [
+            line
+            for line in err.splitlines()
+            if line.strip() and not line.startswith(("usage:", " "))
+        ]
         if status != 2 or len(lines) != 1 or "Traceback" in err:
             problems.append(f"{name}: exit {status}, {len(lines)} lines")
     created = [p.name for p in (work / "bad.db", work / "typo.db") if p.exists()]

@@ -62,20 +62,23 @@ def _trials(url: str, name: str = "nachos") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=url).trials
 
 
-def _wait_for_running(url: str, process: subprocess.Popen, timeout: float = 300.0) -> None:
+def _wait_for_running(url: str, process: subprocess.Popen, timeout: float = 600.0) -> None:
+    """Wait until a trial trains: RUNNING, configured, and still running a second later (a
+    candidate over the budget is configured too, and completes at once untrained)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
+    seen: dict[int, float] = {}
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            # Running, its configuration suggested: the network trains.
-            if any(
-                t.state == TrialState.RUNNING and "config" in t.user_attrs for t in _trials(url)
-            ):
-                return
-        except KeyError:
-            pass  # the study is not created yet
+            trials = _trials(url)
+        except KeyError:  # the study is not created yet
+            trials = []
+        now = time.monotonic()
+        for trial in trials:
+            if trial.state == TrialState.RUNNING and "config" in trial.user_attrs:
+                if now - seen.setdefault(trial.number, now) >= 1.0:
+                    return
         time.sleep(0.2)
-    raise AssertionError("no trial started")
+    raise AssertionError("no trial started training")
 
 
 @pytest.mark.parametrize(
