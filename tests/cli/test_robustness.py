@@ -74,9 +74,9 @@ def _wait_for_running(url: str, process: subprocess.Popen, timeout: float = 600.
             trials = []
         now = time.monotonic()
         for trial in trials:
-            if trial.state == TrialState.RUNNING and "config" in trial.user_attrs:
-                if now - seen.setdefault(trial.number, now) >= 1.0:
-                    return
+            training = trial.state == TrialState.RUNNING and "config" in trial.user_attrs
+            if training and now - seen.setdefault(trial.number, now) >= 1.0:
+                return
         time.sleep(0.2)
     raise AssertionError("no trial started training")
 
