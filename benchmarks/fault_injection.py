@@ -378,7 +378,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("NACHOS_TEST_POSTGRES_URL"),
         help="a PostgreSQL server URL (default: $NACHOS_TEST_POSTGRES_URL)",
     )
+    parser.add_argument(
+        "--only", default=None, help="comma-separated scenario names (default: all)"
+    )
     args = parser.parse_args(argv)
+    only = None if args.only is None else set(args.only.split(","))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="nachos-faults-") as tmp:
@@ -393,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             ("export", export_overwrite),
         ]
         for name, scenario in scenarios:
+            if only is not None and name not in only:
+                continue
             folder = work / name
             folder.mkdir()
             print(f"running: {name}", file=sys.stderr, flush=True)
@@ -402,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("postgres", lambda w, u: concurrent(w, u, "PostgreSQL", workers=4, n=12)),
                 ("postgres-kill", postgres_killed_worker),
             ):
+                if only is not None and name not in only:
+                    continue
                 folder = work / name
                 folder.mkdir()
                 print(f"running: {name}", file=sys.stderr, flush=True)

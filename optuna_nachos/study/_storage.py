@@ -113,7 +113,9 @@ def open_storage(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if scheme == "postgresql":
                 return _open_postgres(url, options)
-            return optuna.storages.RDBStorage(url, **options)
+            # Workers started together on a new SQLite file would each create the tables.
+            with file_lock(storage_lock_path(url)):
+                return optuna.storages.RDBStorage(url, **options)
     except ModuleNotFoundError as error:
         extra = _DRIVERS.get(scheme, "its SQLAlchemy driver")
         raise ValueError(

@@ -143,3 +143,20 @@ def test_server_storages_use_the_products_retry_callback(monkeypatch):
     open_storage("mysql://u@h/db", heartbeat_interval=5)
     assert isinstance(seen["heartbeat_stale_trial_callback"], RetryStaleTrial)
     assert (seen["heartbeat_interval"], seen["grace_period"]) == (5, 15)
+
+
+def _open_together(url: str, barrier) -> None:
+    barrier.wait()
+    create_study(storage=open_storage(url), study_name="together")
+
+
+def test_workers_open_a_new_sqlite_file_together(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(3)
+    workers = [context.Process(target=_open_together, args=(url, barrier)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
