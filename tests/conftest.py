@@ -1,6 +1,6 @@
 """Settings shared by every test."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +86,85 @@ def digits_study(tmp_path_factory: pytest.TempPathFactory) -> DigitsStudy:
     finally:
         torch.set_num_threads(threads)
     return DigitsStudy(study, storage, artifact_dir, budget, floor)
+
+
+POSTGRES_URL_ENV = "NACHOS_TEST_POSTGRES_URL"
+"""A PostgreSQL server URL for the tests (``postgresql://USER@HOST:PORT/DB``); without it
+the tests start a throwaway server of the installed PostgreSQL package."""
+
+
+def _start_postgres(folder: Path) -> tuple[str, Callable[[], None]]:
+    """Start a throwaway PostgreSQL server on a free localhost port; return its URL and stop."""
+    import glob
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = shutil.which("initdb") or (bins[-1] if bins else None)
+    if initdb is None:
+        pytest.skip(
+            f"no PostgreSQL server: install the postgresql package or set {POSTGRES_URL_ENV}"
+        )
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, user="postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+    subprocess.run([*run_as, initdb, "-D", str(data), "-U", "nachos", "--auth=trust"], **quiet)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    start = [*run_as, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w"]
+    subprocess.run([*start, "start"], **quiet)
+
+    def stop() -> None:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], **quiet)
+
+    return f"postgresql://nachos@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server's maintenance database."""
+    import os
+
+    pytest.importorskip("psycopg", reason="psycopg is missing: pip install optuna-nachos[postgres]")
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if url:
+        yield url
+        return
+    import shutil
+    import tempfile
+
+    # Not under pytest's temporary folder: the server's user must be able to enter it.
+    folder = Path(tempfile.mkdtemp(prefix="nachos-postgres-"))
+    folder.chmod(0o755)
+    try:
+        url, stop = _start_postgres(folder)
+        try:
+            yield url
+        finally:
+            stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped after it."""
+    import uuid
+
+    import psycopg
+
+    name = f"nachos_test_{uuid.uuid4().hex[:12]}"
+    plain = postgres_server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

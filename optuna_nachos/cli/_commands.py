@@ -19,6 +19,7 @@ from optuna_nachos.cli._format import (
     non_negative_int,
     parse_fraction,
     parse_macs,
+    parse_seconds,
     positive_int,
     print_trial_summary,
 )
@@ -26,7 +27,15 @@ from optuna_nachos.cli._latency import positive_float
 from optuna_nachos.cli._threads import AUTO, parse_threads, set_threads
 from optuna_nachos.study import DEFAULT_STORAGE, SAMPLER_NAMES
 
+PROG = "optuna-nachos"
+
 DEFAULT_ARTIFACTS = "nachos_artifacts"
+ARTIFACTS_ATTR = "nachos_artifacts"
+"""Study user attribute: the absolute path of the folder of the trained networks."""
+INTERRUPTED_STATUS = 130
+"""Exit status of a search stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
+UNFINISHED_STATUS = 1
+"""Exit status of a search that ended without reaching ``--n-trials`` finished trials."""
 
 
 #: Training settings the search flags override, with the reference's values (``TrainConfig``).
@@ -58,8 +67,9 @@ def _add_storage_arguments(
     parser.add_argument("--study-name", default=None, help=study_help)
     parser.add_argument(
         "--artifacts",
-        default=DEFAULT_ARTIFACTS,
-        help="folder of the trained networks",
+        default=None,
+        help=f"folder of the trained networks (default: the folder the study records, else "
+        f"{DEFAULT_ARTIFACTS}/ beside the storage file)",
     )
 
 
@@ -87,7 +97,7 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=parse_seconds,
         default=None,
         help="stop starting trials after this many seconds (default: no limit)",
     )
@@ -230,6 +240,19 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--new-settings",
+        action="store_true",
+        help="resume a study with other constraints or training settings, recorded as a new "
+        "settings version (without it such a rerun is refused)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=positive_int,
+        default=None,
+        help="seconds between heartbeats of a running trial on a database server (default 60); "
+        "a trial silent for three heartbeats is failed and retried",
+    )
+    parser.add_argument(
         "--dashboard",
         action="store_true",
         help="refresh the optuna-dashboard figures and summary note as trials finish",
@@ -274,27 +297,57 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
         help="pytorch: config, thresholds and weights; onnx: ONNX segments and a manifest "
         "for early-exit inference with onnxruntime (optuna_nachos.deploy)",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an export already in the --out folder"
+    )
     parser.set_defaults(handler=run_export_command)
 
 
-def _artifact_store(folder: str) -> optuna.artifacts.FileSystemArtifactStore:
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    return optuna.artifacts.FileSystemArtifactStore(str(path))
+def default_artifacts(url: str) -> Path:
+    """The default folder of the trained networks: beside the storage file, else here."""
+    from optuna_nachos.study._storage import storage_file
+
+    path = storage_file(url)
+    base = Path.cwd() if path is None else path.parent
+    return (base / DEFAULT_ARTIFACTS).absolute()
 
 
-def _open(args: argparse.Namespace):
+def artifacts_folder(args: argparse.Namespace, study: optuna.Study | None = None) -> Path:
+    """The folder of the trained networks: ``--artifacts``, else the one the study records,
+    else :func:`default_artifacts`."""
+    if args.artifacts is not None:
+        folder = Path(args.artifacts)
+    elif study is not None and study.user_attrs.get(ARTIFACTS_ATTR):
+        folder = Path(study.user_attrs[ARTIFACTS_ATTR])
+    else:
+        folder = default_artifacts(args.storage)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"--artifacts {folder} is a file, not a folder; pass a folder")
+    return folder.absolute()
+
+
+def _artifact_store(folder: Path, *, create: bool) -> optuna.artifacts.FileSystemArtifactStore:
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(folder))
+
+
+def _open(args: argparse.Namespace, *, must_exist: bool = False):
     from optuna_nachos.study import open_storage
 
+    heartbeat = getattr(args, "heartbeat", None)
+    options = {} if heartbeat is None else {"heartbeat_interval": heartbeat}
     try:
-        storage = open_storage(args.storage)
+        storage = open_storage(args.storage, must_exist=must_exist, **options)
+    except FileNotFoundError as error:
+        raise CommandError(str(error)) from None
     except ValueError as error:
         raise CommandError(f"{error}; check --storage") from None
     return storage
 
 
 def _load_study(args: argparse.Namespace) -> optuna.Study:
-    storage = _open(args)
+    storage = _open(args, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     name = resolve_study_name(args.study_name, names)
     if name not in names:
@@ -333,6 +386,29 @@ def _latency_settings(args: argparse.Namespace):
         raise CommandError(f"{error}".rstrip(".") + "; check --latency-table") from None
 
 
+def _check_device(device: str | None) -> None:
+    """Refuse a device this machine lacks before anything is created."""
+    if device is None or device == "auto":
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CommandError(f"unknown device {device!r}; use cpu, cuda, cuda:1, mps") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CommandError(
+                f"--device {device}: no CUDA GPU is available here; use --device cpu"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise CommandError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise CommandError(f"--device {device}: MPS is not available here; use --device cpu")
+
+
 def run_search_command(args: argparse.Namespace) -> int:
     from optuna_nachos.data import list_datasets
     from optuna_nachos.objective import NachosObjective
@@ -341,8 +417,12 @@ def run_search_command(args: argparse.Namespace) -> int:
     from optuna_nachos.study import (
         LATENCY_METRIC_NAMES,
         METRIC_NAMES,
+        StudyLock,
         create_sampler,
         create_study,
+        derive_seed,
+        finished_trials,
+        register_worker,
         run_search,
         storage_lock_path,
     )
@@ -352,6 +432,13 @@ def run_search_command(args: argparse.Namespace) -> int:
         raise CommandError(
             f"unknown dataset {args.dataset!r}; choose one of {', '.join(list_datasets())}"
         )
+    _check_device(args.device)
+    if args.startup_trials is not None and args.sampler not in ("motpe", "gp", "nachos"):
+        raise CommandError(
+            f"--startup-trials applies to the motpe, gp and nachos samplers, not {args.sampler}"
+        )
+    if args.artifacts is not None:
+        artifacts_folder(args)  # a file named by --artifacts: refused before any work
     overrides = {
         key: value
         for key, value in {
@@ -384,7 +471,6 @@ def run_search_command(args: argparse.Namespace) -> int:
             )
     space = get_space(args.space, min_exits=args.min_exits, resolutions=(resolution,))
     latency_table = _latency_settings(args)
-    storage = _open(args)
     objective = NachosObjective(
         dataset=args.dataset,
         data_root=args.data_root,
@@ -396,7 +482,6 @@ def run_search_command(args: argparse.Namespace) -> int:
         train_config=train_config,
         calibration=args.calibration,
         train_subset=args.train_subset,
-        artifact_store=_artifact_store(args.artifacts),
         supernet=args.supernet,
         data_seed=args.data_seed,
         latency_table=latency_table,
@@ -405,23 +490,31 @@ def run_search_command(args: argparse.Namespace) -> int:
         cost_objective=args.objective,
         latency_backend=args.latency_backend,
     )
+    storage = _open(args)
     sampler_kwargs = {}
     if args.sampler == "nachos":
         sampler_kwargs = objective.sampler_options()
     if args.startup_trials is not None:
-        if args.sampler not in ("motpe", "gp", "nachos"):
-            raise CommandError(
-                f"--startup-trials applies to the motpe, gp and nachos samplers, not {args.sampler}"
-            )
         sampler_kwargs["n_startup_trials"] = args.startup_trials
-    sampler = create_sampler(args.sampler, space=space, seed=args.seed, **sampler_kwargs)
-    study = create_study(
-        study_name=args.study_name or STUDY_NAME,
-        storage=storage,
-        sampler=sampler,
-        settings={**objective.settings(), "sampler": args.sampler, "seed": args.seed},
-        metric_names=LATENCY_METRIC_NAMES if args.objective == "latency" else METRIC_NAMES,
-    )
+    lock_path = storage_lock_path(args.storage)
+    study_name = args.study_name or STUDY_NAME
+    with StudyLock(storage, study_name, lock_path=lock_path)():
+        # Under the lock: workers started together create the study once, and each gets its
+        # own worker number, hence its own sampler seed.
+        study = create_study(
+            study_name=study_name,
+            storage=storage,
+            settings={**objective.settings(), "sampler": args.sampler, "seed": args.seed},
+            new_settings=args.new_settings,
+            metric_names=LATENCY_METRIC_NAMES if args.objective == "latency" else METRIC_NAMES,
+        )
+        folder = artifacts_folder(args, study)
+        if study.user_attrs.get(ARTIFACTS_ATTR) != str(folder):
+            study.set_user_attr(ARTIFACTS_ATTR, str(folder))
+        worker, n_existing = register_worker(study)
+    seed = derive_seed(args.seed, worker, n_existing)
+    study.sampler = create_sampler(args.sampler, space=space, seed=seed, **sampler_kwargs)
+    objective.artifact_store = _artifact_store(folder, create=True)
     quiet = QuietTrialLog()
     logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
     try:
@@ -430,18 +523,35 @@ def run_search_command(args: argparse.Namespace) -> int:
             objective,
             n_trials=args.n_trials,
             timeout=args.timeout,
-            lock_path=storage_lock_path(args.storage),
+            lock_path=lock_path,
             show_progress_bar=not args.no_progress,
             callbacks=callbacks,
         )
+    except KeyboardInterrupt:
+        print(
+            f"{PROG}: interrupted: {finished_trials(study)} of {args.n_trials} trials finished "
+            f"in study {study.study_name!r}; rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED_STATUS
     finally:
         logging.getLogger(OPTUNA_TRIAL_LOGGER).removeFilter(quiet)
     front = admissible_trials(study)
+    finished = finished_trials(study)
     print(
         f"Admissible Pareto front of study {study.study_name!r} "
-        f"({len(study.trials)} trials, hypervolume {hypervolume(study):.4f}):"
+        f"({finished} finished trials, hypervolume {hypervolume(study):.4f}):"
     )
     print(format_front(front))
+    if finished < args.n_trials:
+        failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+        why = "the timeout passed" if args.timeout is not None else "trials kept failing"
+        print(
+            f"{PROG}: search ended unfinished ({why}): {finished} of {args.n_trials} trials "
+            f"finished, {failed} failed (see their fail_reason); rerun to continue.",
+            file=sys.stderr,
+        )
+        return UNFINISHED_STATUS
     return 0
 
 
@@ -476,16 +586,31 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
     from optuna_nachos.results import export_eenn, load_eenn
 
     study = _load_study(args)
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
     if not trials:
         raise CommandError(f"study {study.study_name!r} has no trial {args.trial}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; pass a folder to write the network into")
+    folder = artifacts_folder(args, study)
+    if not folder.is_dir():
+        raise CommandError(
+            f"no artifacts folder {folder} (the trained networks of the search); pass --artifacts"
+        )
     try:
-        deployed = load_eenn(trials[0], artifact_store=_artifact_store(args.artifacts))
+        deployed = load_eenn(trials[0], artifact_store=_artifact_store(folder, create=False))
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error).rstrip(".")) from None
+    except ArtifactNotFound:
+        raise CommandError(
+            f"the network of trial {args.trial} is not in {folder}; pass the --artifacts folder "
+            "of the search"
+        ) from None
     metadata = {
         k: v
         for k, v in deployed.metadata.items()
@@ -493,12 +618,16 @@ def run_export_command(args: argparse.Namespace) -> int:
     }
     if getattr(args, "format", "pytorch") == "onnx":
         return _export_onnx(args, deployed, metadata)
-    out = export_eenn(
-        args.out,
-        deployed.model,
-        deployed.thresholds,
-        in_channels=int(deployed.metadata["in_channels"]),
-        metadata=metadata,
-    )
-    print(json.dumps({"trial": args.trial, "out": str(out)}))
+    try:
+        written = export_eenn(
+            out,
+            deployed.model,
+            deployed.thresholds,
+            in_channels=int(deployed.metadata["in_channels"]),
+            metadata=metadata,
+            overwrite=args.force,
+        )
+    except FileExistsError as error:
+        raise CommandError(f"{error}; pass --force to replace it") from None
+    print(json.dumps({"trial": args.trial, "out": str(written)}))
     return 0

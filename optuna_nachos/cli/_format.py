@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -49,8 +50,21 @@ def parse_macs(text: str) -> float:
             "e.g. 2.7M"
         )
     value = float(match.group(1)) * _SUFFIXES[match.group(2).upper()]
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"a MAC amount must be finite, got {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"a MAC amount must be positive, got {text!r}")
+    return value
+
+
+def parse_seconds(text: str) -> float:
+    """Parse a duration in seconds: a finite number ``>= 0``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
     return value
 
 

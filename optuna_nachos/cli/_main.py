@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(handler(args))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except _USER_ERRORS as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -41,10 +41,40 @@ CIFAR10_JPEG_LABELS = "cifar10_labels_in_original_order.npz"
 _NUM_TRAIN_BATCHES = 5
 
 
+_SAFE_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
+    }
+)
+"""The only callables a CIFAR batch may name: numpy arrays, nothing else."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds dicts, lists, strings, bytes, numbers and numpy arrays only.
+
+    A plain :func:`pickle.load` runs whatever callable the file names, so a crafted batch
+    file would run code when read; this one refuses every other global.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR batch holds only numpy arrays, "
+                "lists, bytes, strings and dicts"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            content = pickle.load(handle, encoding="latin1")
+            content = _BatchUnpickler(handle, encoding="latin1").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as error:
         raise DatasetCorruptError(f"cannot read CIFAR batch {path}: {error}") from error
     if not isinstance(content, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -199,6 +200,7 @@ def export_eenn(
     in_channels: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     preprocessing: Preprocessing | Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Export a network to a folder that :func:`load_eenn` reloads without your code.
 
@@ -224,20 +226,29 @@ def export_eenn(
         preprocessing: What raw images go through before the network (mean, std,
             resolution, channels), e.g. ``Preprocessing.from_dataset(splits)``; may also come
             as ``metadata["preprocessing"]``.
+        overwrite: Replace an export already in the folder.
 
     Returns:
         The folder.
 
     Raises:
+        FileExistsError: If ``out_dir`` is a file, or holds an export and ``overwrite`` is
+            false.
         ValueError: On a threshold count that does not match, or a preprocessing whose
             channels differ from the network's.
         RuntimeError: If a piece of a network outside the built-in space cannot be traced
             by ``torch.export``.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder")
+    existing = [name for name in (METADATA_FILE, WEIGHTS_FILE) if (out / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds an exported network ({', '.join(existing)})")
     info = _metadata(model, thresholds, in_channels, metadata)
     info["preprocessing"] = _preprocessing_dict(preprocessing, info)
     info = _with_costs(info, model)
+    created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -253,6 +264,11 @@ def export_eenn(
         torch.save(state, staging / WEIGHTS_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         _move_into(staging, out)
+    except BaseException:
+        for folder in created:  # deepest first: the folders this export created
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
@@ -294,24 +310,46 @@ def _from_parts(
             f"{source} was written by a newer optuna-nachos (format {info['format_version']}); "
             "upgrade optuna-nachos to load it."
         )
-    architecture = info.get("architecture")
-    if isinstance(architecture, Mapping) and architecture.get("kind") == PROGRAMS:
-        if folder is None:
-            raise ValueError(f"{source}: a network saved as programs loads from its folder.")
-        model = load_programs(
-            folder,
-            architecture,
-            num_classes=int(info["num_classes"]),
-            input_shape=info.get("input_shape"),
+    try:
+        architecture = info.get("architecture")
+        if isinstance(architecture, Mapping) and architecture.get("kind") == PROGRAMS:
+            if folder is None:
+                raise ValueError(f"{source}: a network saved as programs loads from its folder.")
+            model = load_programs(
+                folder,
+                architecture,
+                num_classes=int(info["num_classes"]),
+                input_shape=info.get("input_shape"),
+            )
+        else:
+            if info.get("config") is None:
+                raise ValueError(f"{source} records neither a configuration nor programs.")
+            config = EENNConfig.from_dict(info["config"])
+            model = build_eenn(
+                config, num_classes=int(info["num_classes"]), in_channels=int(info["in_channels"])
+            )
+        thresholds = tuple(float(t) for t in info["thresholds"])
+    except (KeyError, TypeError, ValueError) as error:
+        reason = f"missing {error}" if isinstance(error, KeyError) else str(error).rstrip(".")
+        raise ValueError(f"{source} has an invalid network description: {reason}.") from None
+    if len(thresholds) != model.num_exits - 1:
+        raise ValueError(
+            f"{source} has {len(thresholds)} thresholds; its network has "
+            f"{model.num_exits - 1} early exits and needs one threshold per early exit."
         )
-    else:
-        if info.get("config") is None:
-            raise ValueError(f"{source} records neither a configuration nor programs.")
-        config = EENNConfig.from_dict(info["config"])
-        model = build_eenn(
-            config, num_classes=int(info["num_classes"]), in_channels=int(info["in_channels"])
+    expected = model.state_dict()
+    wrong = sorted(set(expected) ^ set(state_dict)) + sorted(
+        name
+        for name in set(expected) & set(state_dict)
+        if tuple(expected[name].shape) != tuple(state_dict[name].shape)
+    )
+    if wrong:
+        raise ValueError(
+            f"{source}: the weights do not fit the network its config describes "
+            f"({len(wrong)} mismatched tensors, first {wrong[0]!r}); they belong to another "
+            "architecture."
         )
-        model.load_state_dict(state_dict)
+    model.load_state_dict(state_dict)
     model.to(map_location).eval()
     metadata = {
         k: v for k, v in info.items() if k not in {"state_dict", "thresholds", "format", "config"}
@@ -319,7 +357,7 @@ def _from_parts(
     preprocessing = info.get("preprocessing")
     return DeployedEENN(
         model,
-        tuple(float(t) for t in info["thresholds"]),
+        thresholds,
         metadata,
         None if preprocessing is None else Preprocessing.from_dict(preprocessing),
     )
@@ -333,8 +371,17 @@ def _load_path(path: Path, map_location: str | torch.device) -> DeployedEENN:
                 f"{path} is not an exported network: expected {METADATA_FILE} and {WEIGHTS_FILE} "
                 "(write one with `optuna-nachos export` or export_eenn)."
             )
-        info = json.loads(meta_path.read_text())
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        try:
+            info = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{meta_path} is not valid JSON: {error}.") from None
+        if not isinstance(info, dict):
+            raise ValueError(f"{meta_path} holds no network description (a JSON object).")
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises several types for unreadable files
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"{weights_path} is not a readable weights file: {reason}") from None
         return _from_parts(info, state, source=str(path), map_location=map_location, folder=path)
     if not path.is_file():
         raise FileNotFoundError(f"no exported network at {path}.")

@@ -12,11 +12,18 @@ from optuna_nachos.study._create import (
     LATENCY_METRIC_NAMES,
     METRIC_NAMES,
     create_study,
+    settings_differences,
     study_settings,
 )
 from optuna_nachos.study._samplers import SAMPLER_NAMES, create_sampler
-from optuna_nachos.study._search import run_search
-from optuna_nachos.study._storage import open_storage, storage_lock_path
+from optuna_nachos.study._search import finished_trials, run_search
+from optuna_nachos.study._storage import StudyLock, open_storage, storage_lock_path
+from optuna_nachos.study._workers import (
+    RetryStaleTrial,
+    derive_seed,
+    fail_stale_trials,
+    register_worker,
+)
 
 __all__ = [
     "CONSTRAINT_NAMES",
@@ -25,13 +32,20 @@ __all__ = [
     "LATENCY_METRIC_NAMES",
     "METRIC_NAMES",
     "SAMPLER_NAMES",
+    "RetryStaleTrial",
+    "StudyLock",
     "constraint_values",
     "constraints_from_user_attrs",
     "create_sampler",
     "create_study",
+    "derive_seed",
+    "fail_stale_trials",
+    "finished_trials",
     "is_feasible",
     "open_storage",
+    "register_worker",
     "run_search",
+    "settings_differences",
     "storage_lock_path",
     "study_settings",
 ]

@@ -1,72 +1,174 @@
-"""Opening storages from URLs, and the lock that lets workers share one storage file."""
+"""Opening storages from URLs, and the locks that let workers share one storage."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage
 
+from optuna_nachos._logging import get_logger
+
+_logger = get_logger()
+
 JOURNAL_PREFIX = "journal:///"
+SQLITE_PREFIX = "sqlite:///"
 # Not ".lock": Optuna's journal backend already uses that name for its own lock.
 LOCK_SUFFIX = ".nachos-lock"
 
+HEARTBEAT_INTERVAL = 60
+"""Seconds between two heartbeats of a running trial on a database server."""
 
-def open_storage(url: str) -> BaseStorage:
+_SERVER_SCHEMES = ("postgresql", "mysql", "mariadb", "oracle", "mssql", "sqlite")
+_DRIVERS = {"postgresql": "optuna-nachos[postgres]", "mysql": "PyMySQL"}
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+
+
+def _advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock."""
+    digest = hashlib.sha256(f"optuna-nachos:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage URL, or ``None`` (servers, in-memory)."""
+    for prefix in (SQLITE_PREFIX, JOURNAL_PREFIX):
+        if url.startswith(prefix):
+            path = url[len(prefix) :]
+            return None if path in ("", ":memory:") else Path(path)
+    return None
+
+
+def open_storage(
+    url: str,
+    *,
+    must_exist: bool = False,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int | None = None,
+    max_retry: int = 2,
+) -> BaseStorage:
     """Open a storage from a URL.
 
     ``sqlite:///file.db`` opens a SQLite file; ``journal:///file.log`` a journal file (made
     for several processes on one machine); as with SQLite, three slashes start a relative path
     and four an absolute one. Other SQLAlchemy URLs (``postgresql://...``, ``mysql://...``)
-    open a database server with a heartbeat, so that the trial of a worker that died is marked
-    failed and run again (:class:`optuna.storages.RetryFailedTrialCallback`).
+    open a database server with a heartbeat: the trial of a worker that stopped beating for
+    ``grace_period`` seconds is marked failed and enqueued again
+    (:class:`~optuna_nachos.study.RetryStaleTrial`). ``postgresql://`` needs the psycopg
+    driver (``pip install optuna-nachos[postgres]``); several workers may open a new
+    PostgreSQL database at the same time: the tables are created by one of them.
+
+    Args:
+        url: The storage URL.
+        must_exist: Refuse to create a new SQLite or journal file (reading commands: a typo
+            in the path would otherwise create an empty storage).
+        heartbeat_interval: Seconds between heartbeats on a database server.
+        grace_period: Seconds without a heartbeat after which a trial is stale; three
+            intervals by default.
+        max_retry: How many times the trial of a dead worker is enqueued again.
 
     Raises:
         ValueError: If the storage cannot be opened; the one-line message says why.
+        FileNotFoundError: If ``must_exist`` and the storage file does not exist.
     """
+    path = storage_file(url)
+    if path is not None and not path.parent.is_dir():
+        raise ValueError(f"cannot open storage {url!r}: folder {path.parent} does not exist")
+    if path is not None and must_exist and not path.is_file():
+        raise FileNotFoundError(
+            f"no storage file {path}; pass the --storage of your search "
+            "(run 'optuna-nachos search' first)"
+        )
+    if path is not None and path.is_dir():
+        raise ValueError(f"cannot open storage {url!r}: {path} is a folder, not a file")
     if url.startswith(JOURNAL_PREFIX):
-        path = Path(url[len(JOURNAL_PREFIX) :])
-        if not path.parent.is_dir():
-            raise ValueError(f"cannot open storage {url!r}: folder {path.parent} does not exist")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
-        if str(path) not in ("", ":memory:") and not path.parent.is_dir():
-            raise ValueError(f"cannot open storage {url!r}: folder {path.parent} does not exist")
-        server = {}
-    else:
-        server = {
-            "heartbeat_interval": 60,
-            "grace_period": 180,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=2),
+    scheme = _scheme(url)
+    if scheme not in _SERVER_SCHEMES:
+        raise ValueError(
+            f"cannot open storage {url!r}: unknown scheme {scheme or url!r}; use sqlite:///FILE, "
+            "journal:///FILE or a database URL such as postgresql://USER@HOST/DB"
+        )
+    options = {}
+    if scheme != "sqlite":
+        from optuna_nachos.study._workers import RetryStaleTrial
+
+        options = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period or 3 * heartbeat_interval,
+            "heartbeat_stale_trial_callback": RetryStaleTrial(max_retry=max_retry),
         }
     try:
-        return optuna.storages.RDBStorage(url, **server)
+        with warnings.catch_warnings():
+            # The heartbeat arguments are marked experimental; they are used deliberately.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if scheme == "postgresql":
+                return _open_postgres(url, options)
+            # Workers started together on a new SQLite file would each create the tables.
+            with file_lock(storage_lock_path(url)):
+                return optuna.storages.RDBStorage(url, **options)
+    except ModuleNotFoundError as error:
+        extra = _DRIVERS.get(scheme, "its SQLAlchemy driver")
+        raise ValueError(
+            f"cannot open storage {url!r}: the driver {error.name!r} is not installed; "
+            f"pip install {extra}"
+        ) from error
     except Exception as error:  # any backend error means the storage cannot be opened
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot open storage {url!r}: {reason}") from error
 
 
+def _open_postgres(url: str, options: dict) -> BaseStorage:
+    """Open a PostgreSQL storage, creating Optuna's tables under an advisory lock.
+
+    Two processes creating the tables at once collide on PostgreSQL's catalog (a unique
+    violation on ``pg_type``); the lock lets one create them while the other waits.
+    """
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            key = _advisory_key("create-tables")
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                return optuna.storages.RDBStorage(url, **options)
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
+
+
+def rdb_storage(storage: BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The database storage behind ``storage`` (a study wraps it in a cache), or ``None``."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def heartbeat_interval(storage: BaseStorage) -> int | None:
+    """The seconds between heartbeats of a database storage, ``None`` without heartbeat."""
+    backend = rdb_storage(storage)
+    return None if backend is None else backend.get_heartbeat_interval()
+
+
 def uses_heartbeat(storage: BaseStorage) -> bool:
     """Whether the storage watches its workers with a heartbeat (database servers)."""
-    return (
-        isinstance(storage, optuna.storages.RDBStorage)
-        and storage.get_heartbeat_interval() is not None
-    )
+    return heartbeat_interval(storage) is not None
 
 
 def storage_lock_path(url: str) -> Path | None:
     """The lock file next to a storage file (SQLite or journal), or ``None`` for servers."""
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        return None if path in ("", ":memory:") else Path(path + LOCK_SUFFIX)
-    if url.startswith(JOURNAL_PREFIX):
-        return Path(url[len(JOURNAL_PREFIX) :] + LOCK_SUFFIX)
-    return None
+    path = storage_file(url)
+    return None if path is None else Path(str(path) + LOCK_SUFFIX)
 
 
 @contextlib.contextmanager
@@ -83,3 +185,50 @@ def file_lock(path: Path | None) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+class StudyLock:
+    """The lock under which a worker starts a trial, shared by every worker of a study.
+
+    A file lock beside a SQLite or journal file (workers on one machine), a PostgreSQL
+    advisory lock on a PostgreSQL storage (workers on any machine), none otherwise.
+
+    Args:
+        storage: The study's storage.
+        study_name: The study's name (the advisory lock is per study).
+        lock_path: A lock file; takes precedence over the storage's own lock.
+    """
+
+    def __init__(
+        self, storage: BaseStorage, study_name: str, *, lock_path: Path | None = None
+    ) -> None:
+        self.lock_path = lock_path
+        self._engine = None
+        self._key = _advisory_key(f"study:{study_name}")
+        backend = rdb_storage(storage)
+        postgres = backend is not None and backend.engine.dialect.name == "postgresql"
+        if lock_path is None and postgres:
+            self._engine = backend.engine
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether the lock really excludes the other workers."""
+        return self.lock_path is not None or self._engine is not None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._engine is None:
+            with file_lock(self.lock_path):
+                yield
+            return
+        import sqlalchemy
+
+        with self._engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            connection.commit()
+            try:
+                yield
+            finally:
+                unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:k)")
+                connection.execute(unlock, {"k": self._key})
+                connection.commit()

@@ -123,6 +123,10 @@ def test_storage_that_cannot_be_opened(tmp_path, capsys):
 
 
 def test_best_on_a_missing_study(tmp_path, capsys):
+    import optuna
+
+    for name in ("one", "other"):  # two studies, none named 'nachos': no default to pick
+        optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}", study_name=name)
     code = main(["best", "--storage", f"sqlite:///{tmp_path / 'empty.db'}"])
     assert code == 2
     assert "no study 'nachos'" in _error_line(capsys)

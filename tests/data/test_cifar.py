@@ -117,3 +117,26 @@ def test_cifar10_jpeg_missing_and_inconsistent(tmp_path, formats):
     )
     with pytest.raises(DatasetCorruptError, match="airplane"):
         load_dataset("cifar10-jpeg", root=tmp_path)
+
+
+class _RunsCode:
+    """Unpickles by calling a function: what a crafted batch file does to run a command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_crafted_cifar_batch_runs_no_code(tmp_path, formats):
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    formats.write_cifar10(folder)
+    marker = tmp_path / "code-ran"
+    crafted = {"data": _RunsCode(marker), "labels": [0]}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(crafted, protocol=2))
+    with pytest.raises(DatasetCorruptError, match=r"data_batch_1.*refusing to load posix\.mkdir"):
+        load_cifar10(tmp_path, resolution=32, download=False)
+    assert not marker.exists()

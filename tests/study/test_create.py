@@ -10,6 +10,7 @@ from optuna_nachos.study import (
     is_feasible,
     study_settings,
 )
+from optuna_nachos.study._create import settings_version
 
 
 def test_create_study_sets_directions_metrics_and_settings(tmp_path):
@@ -59,3 +60,40 @@ def test_constraint_values_fixed_order_and_missing():
     assert not is_feasible(trial)
     with pytest.raises(KeyError, match="max_params"):
         constraint_values(trial, names=["max_params"])
+
+
+SETTINGS = {
+    "max_avg_macs": 2.7e6,
+    "min_accuracy": 0.65,
+    "sampler": "motpe",
+    "train": {"backbone_epochs": 10, "device": "auto"},
+}
+
+
+def test_settings_are_fixed_at_creation(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    create_study(storage=storage, study_name="f", settings=SETTINGS)
+    changed = {**SETTINGS, "min_accuracy": 0.5, "train": {"backbone_epochs": 2, "device": "auto"}}
+    with pytest.raises(ValueError) as error:
+        create_study(storage=storage, study_name="f", settings=changed)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "min_accuracy 0.65 -> 0.5" in message and "train.backbone_epochs 10 -> 2" in message
+    assert "--new-settings" in message
+    study = optuna.load_study(study_name="f", storage=storage)
+    assert study_settings(study) == SETTINGS  # nothing rewritten
+
+    # The sampler and the device may change: they do not change what a trial measures.
+    free = {**SETTINGS, "sampler": "nachos", "train": {"backbone_epochs": 10, "device": "cpu"}}
+    assert study_settings(create_study(storage=storage, study_name="f", settings=free)) == free
+
+
+def test_new_settings_are_recorded_as_a_new_version(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = create_study(storage=storage, study_name="v", settings=SETTINGS)
+    assert settings_version(study) == 1
+    changed = {**SETTINGS, "max_avg_macs": 2.0e6}
+    study = create_study(storage=storage, study_name="v", settings=changed, new_settings=True)
+    assert study_settings(study) == changed
+    assert settings_version(study) == 2
+    assert study.user_attrs["nachos_settings_history"] == [{"version": 1, "settings": SETTINGS}]

@@ -113,3 +113,50 @@ def test_a_streak_of_failures_stops_the_worker(tmp_path, locked):
     ran = run_search(study, lambda t: (float("nan"), float("nan")), n_trials=3, lock_path=lock)
     assert ran == MAX_FAILURE_STREAK
     assert all(t.state == TrialState.FAIL for t in study.trials)
+
+
+def test_open_storage_errors_are_one_line_without_warnings(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for url in ("postgresql://nobody@127.0.0.1:1/nachos", "foo://somewhere/x"):
+            with pytest.raises(ValueError, match="cannot open storage") as error:
+                open_storage(url)
+            assert "\n" not in str(error.value)
+    assert [str(w.message) for w in caught] == []
+    with pytest.raises(FileNotFoundError, match="no storage file"):
+        open_storage(f"sqlite:///{tmp_path / 'typo.db'}", must_exist=True)
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_server_storages_use_the_products_retry_callback(monkeypatch):
+    from optuna_nachos.study import RetryStaleTrial
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, url, **options):
+            seen.update(options)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Recorder)
+    open_storage("mysql://u@h/db", heartbeat_interval=5)
+    assert isinstance(seen["heartbeat_stale_trial_callback"], RetryStaleTrial)
+    assert (seen["heartbeat_interval"], seen["grace_period"]) == (5, 15)
+
+
+def _open_together(url: str, barrier) -> None:
+    barrier.wait()
+    create_study(storage=open_storage(url), study_name="together")
+
+
+def test_workers_open_a_new_sqlite_file_together(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(3)
+    workers = [context.Process(target=_open_together, args=(url, barrier)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
