@@ -71,21 +71,33 @@ def _numbers(values: Sequence[float] | None, fmt: str) -> str:
 
 
 def format_front(trials: Sequence[FrozenTrial], *, as_json: bool = False) -> str:
-    """The admissible front as a text table, or JSON."""
+    """The admissible front as a text table, or JSON.
+
+    The trials are chosen on the validation split; the table shows those figures
+    (``val acc``, ``val MACs``) and, beside them, the test figures to report (``test acc``,
+    ``test MACs``) with the test exit ratios.
+    """
     rows = front_rows(trials)
     if as_json:
         return json.dumps(rows, indent=2)
     if not rows:
         return "No admissible trial yet (none is feasible)."
     header = (
-        f"{'trial':>5}  {'accuracy':>8}  {'avg MACs':>9}  {'peak MACs':>9}  exits  "
-        f"{'thresholds':<22}  exit ratios"
+        f"{'trial':>5}  {'val acc':>8}  {'val MACs':>9}  {'test acc':>8}  {'test MACs':>9}  "
+        f"{'peak MACs':>9}  exits  {'thresholds':<22}  test exit ratios"
     )
-    lines = [header, "-" * len(header)]
+    lines = [
+        "Chosen on the validation split (val); test figures reported for the chosen trials.",
+        header,
+        "-" * len(header),
+    ]
     for row in rows:
         peak = "-" if row["peak_macs"] is None else f"{row['peak_macs'] / 1e6:8.3f}M"
+        test_acc = "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
+        test_macs = "-" if row["test_avg_macs"] is None else f"{row['test_avg_macs'] / 1e6:.3f}M"
         lines.append(
             f"{row['trial']:>5}  {row['accuracy']:>8.4f}  {row['avg_macs'] / 1e6:>8.3f}M  "
+            f"{test_acc:>8}  {test_macs:>9}  "
             f"{peak:>9}  {''.join(map(str, row['exit_stages'] or [])) or '-':<5}  "
             f"{_numbers(row['thresholds'], '.2f'):<22}  {_numbers(row['exit_ratios'], '.2f')}"
         )

@@ -26,6 +26,7 @@ from optuna_nachos.study._constraints import (
     MIN_ACCURACY,
     MIN_EXITS,
 )
+from optuna_nachos.study._protocol import SELECTION_SPLIT, record_evaluation
 from optuna_nachos.train import TrainConfig, TrainingDivergedError, calibrate_and_evaluate, fit
 
 _logger = get_logger()
@@ -73,10 +74,18 @@ class NachosObjective:
 
     For every trial: suggest a configuration, build it, compute its exact per-exit costs,
     apply the static guard, train it (backbone, then exits), choose exit thresholds on the
-    validation split and evaluate on the test split. Every finished trial carries the
-    constraints ``max_avg_macs`` (average MACs minus the budget), ``min_accuracy`` (floor minus
-    accuracy), ``min_exits`` (missing early exits) and, when set, ``max_peak_macs`` and
-    ``max_params``; a value ``<= 0`` is satisfied.
+    validation split and evaluate on the validation and test splits. Every finished trial
+    carries the constraints ``max_avg_macs`` (average MACs minus the budget), ``min_accuracy``
+    (floor minus accuracy), ``min_exits`` (missing early exits) and, when set,
+    ``max_peak_macs`` and ``max_params``; a value ``<= 0`` is satisfied.
+
+    Choose on validation, report on test: the objective values and the two measured
+    constraints are the *validation* figures (the split that chose the thresholds), so the
+    sampler, the constraints and the admissible front never see the test split. The test
+    figures at the same thresholds are stored as the user attributes ``test_accuracy`` and
+    ``test_avg_macs`` (and the per-exit test metrics as ``accuracy_per_exit``,
+    ``exit_ratios``, ...), for reporting the trials chosen
+    (:func:`~optuna_nachos.study.reported_values`).
 
     Candidates that the static guard rejects (first-exit cost above the budget, too few
     exits, a static limit broken) are not trained: the trial completes with accuracy 0, its
@@ -178,6 +187,7 @@ class NachosObjective:
             "max_params": self.max_params,
             "calibration": self.calibration,
             "cost_convention": self.cost_convention,
+            "objective_split": SELECTION_SPLIT,
             "space": self.space.settings(),
             "train": self.train_config.to_dict(),
             "num_classes": self.data.num_classes,
@@ -291,13 +301,18 @@ class NachosObjective:
         )
         finished = time.perf_counter()
         test = evaluation.test
-        accuracy = float(test.accuracy)
-        avg_macs = float(test.avg_macs)
-        trial.set_constraint(MAX_AVG_MACS, avg_macs - self.max_avg_macs)
-        trial.set_constraint(MIN_ACCURACY, self.min_accuracy - accuracy)
-        for name, value in static.items():
-            if name != MAX_AVG_MACS:
-                trial.set_constraint(name, value)
+        # Choose on validation, report on test: the objective values and the constraints come
+        # from the split that chose the thresholds; the test figures are stored beside them.
+        values = record_evaluation(
+            trial,
+            val_accuracy=evaluation.validation.accuracy,
+            val_avg_macs=evaluation.validation.avg_macs,
+            test_accuracy=test.accuracy,
+            test_avg_macs=test.avg_macs,
+            max_avg_macs=self.max_avg_macs,
+            min_accuracy=self.min_accuracy,
+            static=static,
+        )
         metrics = test.to_dict()
         trial.set_user_attr("exit_ratios", metrics["exit_ratios"])
         trial.set_user_attr("thresholds", metrics["thresholds"])
@@ -305,8 +320,7 @@ class NachosObjective:
         trial.set_user_attr("backbone_accuracy", metrics["backbone_accuracy"])
         trial.set_user_attr("ece_per_exit", metrics["ece"])
         trial.set_user_attr("peak_macs", metrics["peak_macs"])
-        trial.set_user_attr("val_accuracy", float(evaluation.validation.accuracy))
-        trial.set_user_attr("val_avg_macs", float(evaluation.validation.avg_macs))
+        trial.set_user_attr("val_exit_ratios", list(evaluation.validation.exit_ratios))
         trial.set_user_attr("calibration_feasible", bool(evaluation.feasible))
         trial.set_user_attr(
             "operating_curve", [point.to_dict() for point in evaluation.curve or ()]
@@ -320,7 +334,7 @@ class NachosObjective:
         trial.set_user_attr("train_seconds", timings["train_seconds"])
         if self.artifact_store is not None:
             self._upload(trial, result.model, metrics, profile)
-        return accuracy, avg_macs
+        return values
 
     def _upload(self, trial: optuna.Trial, model: Any, metrics: dict, profile: Any) -> None:
         with tempfile.TemporaryDirectory() as tmp:

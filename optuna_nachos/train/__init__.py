@@ -15,7 +15,7 @@ from optuna_nachos.train._calibration import (
     calibrate_thresholds,
     operating_curve,
 )
-from optuna_nachos.train._config import TrainConfig
+from optuna_nachos.train._config import CLS_WEIGHTINGS, TrainConfig
 from optuna_nachos.train._errors import TrainingDivergedError
 from optuna_nachos.train._evaluation import (
     EvaluationResult,
@@ -39,6 +39,7 @@ from optuna_nachos.train._trainer import PHASES, EpochRecord, FitResult, fit
 
 __all__ = [
     "CALIBRATION_METHODS",
+    "CLS_WEIGHTINGS",
     "NACHOS_GRID",
     "PHASES",
     "CalibratedEvaluation",
