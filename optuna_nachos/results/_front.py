@@ -106,7 +106,8 @@ def high_tradeoff_trials(
     Objectives are normalized to ``[0, 1]`` over the front (both as costs: ``1 - accuracy`` and
     average MACs), on the selection (validation) figures. The trade-off of a point is the
     smallest, over the other points, ratio of what it would lose to what it would gain by
-    moving there; points that other points can only replace at a high price rank first. Fronts of at most ``n`` points are returned whole.
+    moving there; points that other points can only replace at a high price rank first.
+    Fronts of at most ``n`` points are returned whole.
 
     Args:
         trials: Admissible trials, or a study (its :func:`admissible_trials`).
