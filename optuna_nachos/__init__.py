@@ -24,7 +24,7 @@ from optuna_nachos.results import (
 from optuna_nachos.samplers import NachosSampler
 from optuna_nachos.space import MobileNetV3Space, config_from_params, suggest_eenn
 from optuna_nachos.study import constraint_values, create_sampler, create_study, run_search
-from optuna_nachos.train import TrainConfig
+from optuna_nachos.train import NachosLoss, TrainConfig
 
 __all__ = [
     "ConfigError",
@@ -32,6 +32,7 @@ __all__ = [
     "EENNConfig",
     "EarlyExitNetwork",
     "MobileNetV3Space",
+    "NachosLoss",
     "NachosObjective",
     "NachosSampler",
     "TrainConfig",
