@@ -671,8 +671,7 @@ class NachosSampler(BaseSampler):
         )
         if diagnostics.get("fallback"):
             _logger.info(
-                "NACHOS round %d explores instead: %s.",
-                round_index,
+                "The proposals of that round explore instead: %s.",
                 diagnostics.get("fallback_reason"),
             )
         return list(enumerate(proposals))
