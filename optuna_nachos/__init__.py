@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         create_study,
         run_search,
     )
-    from optuna_nachos.train import TrainConfig
+    from optuna_nachos.train import NachosLoss, TrainConfig
 
 #: The subpackage each public name comes from.
 _LAZY_NAMES: dict[str, str] = {
@@ -101,6 +101,7 @@ _LAZY_NAMES: dict[str, str] = {
     "create_study": "study",
     "run_search": "study",
     "TrainConfig": "train",
+    "NachosLoss": "train",
 }
 
 #: Subpackages reachable as attributes (``optuna_nachos.data``) without importing them first.
@@ -153,6 +154,7 @@ __all__ = [
     "ExitsConfig",
     "LatencyTable",
     "MobileNetV3Space",
+    "NachosLoss",
     "NachosObjective",
     "NachosSampler",
     "Preprocessing",

@@ -20,7 +20,13 @@ from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import load_dataset
 from optuna_nachos.objective import NachosObjective
 from optuna_nachos.space import MobileNetV3Space
-from optuna_nachos.study import create_sampler, create_study, run_search, storage_lock_path
+from optuna_nachos.study import (
+    create_sampler,
+    create_study,
+    run_search,
+    selection_values,
+    storage_lock_path,
+)
 from optuna_nachos.train import TrainConfig
 
 _logger = get_logger()
@@ -109,10 +115,13 @@ def _study(
 
 def admissible_under(trial: optuna.trial.FrozenTrial, suite: Suite) -> bool:
     """Whether a finished, trained trial meets the suite's budget and floor (and its own
-    static constraints), whatever the constraints its experiment trained with."""
+    static constraints), whatever the constraints its experiment trained with.
+
+    Judged on the selection (validation) figures, as the search itself judges.
+    """
     if trial.values is None or "exit_ratios" not in trial.user_attrs:
         return False
-    accuracy, avg_macs = trial.values
+    accuracy, avg_macs = selection_values(trial)
     static_ok = all(
         value <= 0
         for name, value in (trial.constraints or {}).items()
@@ -124,8 +133,10 @@ def admissible_under(trial: optuna.trial.FrozenTrial, suite: Suite) -> bool:
 
 
 def accuracy_order(trial: optuna.trial.FrozenTrial) -> tuple[float, float, int]:
-    """Sort key: most accurate first, then cheapest, then earliest."""
-    return -trial.values[0], trial.values[1], trial.number
+    """Sort key on the selection (validation) figures: most accurate first, then cheapest,
+    then earliest."""
+    accuracy, avg_macs = selection_values(trial)
+    return -accuracy, avg_macs, trial.number
 
 
 def _most_accurate_admissible(

@@ -29,10 +29,11 @@ from optuna_nachos.benchmark._runner import (
 )
 from optuna_nachos.benchmark._suite import Experiment, Suite
 from optuna_nachos.config import EENNConfig
+from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import load_dataset
 from optuna_nachos.results import hypervolume, load_eenn
 from optuna_nachos.results._export import ARTIFACT_ATTR
-from optuna_nachos.study import study_settings
+from optuna_nachos.study import reported_values, selection_values, study_settings
 
 _logger = get_logger()
 
@@ -51,12 +52,38 @@ def _load(suite: Suite, experiment: Experiment, seed: int, out_dir: Path) -> opt
         return None
 
 
-def _trial_row(trial: optuna.trial.FrozenTrial, suite: Suite) -> dict[str, Any]:
+def _reference_convention_macs(
+    trial: optuna.trial.FrozenTrial, config: EENNConfig, settings: dict[str, Any]
+) -> float | None:
+    """Test average MACs of the trial under the reference's cost convention (heads of the
+    exits a sample passed not counted), from its test exit ratios: the figure to set beside
+    the reference's numbers."""
+    ratios = trial.user_attrs.get("exit_ratios")
+    num_classes, in_channels = settings.get("num_classes"), settings.get("in_channels")
+    if ratios is None or num_classes is None or in_channels is None:
+        return None
+    costs = exit_macs(
+        config, num_classes=int(num_classes), in_channels=int(in_channels), convention="reference"
+    )
+    if len(costs) != len(ratios):
+        return None
+    return float(sum(r * c for r, c in zip(ratios, costs, strict=True)))
+
+
+def _trial_row(
+    trial: optuna.trial.FrozenTrial, suite: Suite, settings: dict[str, Any]
+) -> dict[str, Any]:
     config = EENNConfig.from_dict(trial.user_attrs["config"])
+    accuracy, avg_macs = selection_values(trial)
+    test = reported_values(trial)
     return {
         "trial": trial.number,
-        "accuracy": trial.values[0],
-        "avg_macs": trial.values[1],
+        "accuracy": accuracy,
+        "avg_macs": avg_macs,
+        "chosen_on": "validation",
+        "test_accuracy": None if test is None else test[0],
+        "test_avg_macs": None if test is None else test[1],
+        "test_avg_macs_reference_convention": _reference_convention_macs(trial, config, settings),
         "peak_macs": trial.user_attrs.get("peak_macs"),
         "params": trial.user_attrs.get("params"),
         "architecture": config.short_name(),
@@ -81,6 +108,7 @@ def _run_summary(
     admissible = [t for t in trained if admissible_under(t, suite)]
     pool = admissible or trained
     best = min(pool, key=accuracy_order) if pool else None
+    settings = study_settings(study)
     train = experiment_train_config(suite, experiment, seed)
     epochs = train.backbone_epochs + train.warmup_epochs + train.exit_epochs
     return {
@@ -93,7 +121,7 @@ def _run_summary(
         "hypervolume": hypervolume(
             admissible, min_accuracy=suite.min_accuracy, max_avg_macs=suite.max_avg_macs
         ),
-        "best": None if best is None else _trial_row(best, suite),
+        "best": None if best is None else _trial_row(best, suite, settings),
         "overhead_median": _median([trial_overhead(t) for t in trained]),
         "train_seconds_median": _median([t.user_attrs.get("train_seconds") for t in trained]),
         "train_images_per_second_median": _median(
@@ -101,8 +129,13 @@ def _run_summary(
                 training_images_per_second(t, train_images=train_images, epochs=epochs)
                 for t in trained
             ]
-        ),
-        "front": [_trial_row(t, suite) for t in sorted(admissible, key=lambda t: t.values[1])],
+        )
+        if train_images
+        else None,
+        "front": [
+            _trial_row(t, suite, settings)
+            for t in sorted(admissible, key=lambda t: selection_values(t)[1])
+        ],
     }
 
 
@@ -114,15 +147,32 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
 
 def _experiment_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     best = [r["best"] for r in runs if r["best"] is not None and r["best"]["admissible"]]
+    # Chosen on validation (the run's most accurate admissible trial), reported on test.
     accuracy = _mean_sd([b["accuracy"] for b in best])
     macs = _mean_sd([b["avg_macs"] for b in best])
+    tested = [b for b in best if b.get("test_accuracy") is not None]
+    test_accuracy = _mean_sd([b["test_accuracy"] for b in tested])
+    test_macs = _mean_sd([b["test_avg_macs"] for b in tested])
+    reference_macs = _mean_sd(
+        [
+            b["test_avg_macs_reference_convention"]
+            for b in tested
+            if b.get("test_avg_macs_reference_convention") is not None
+        ]
+    )
     return {
         "runs": len(runs),
         "admissible_runs": len(best),
+        "chosen_on": "validation",
         "accuracy_mean": accuracy[0],
         "accuracy_sd": accuracy[1],
         "avg_macs_mean": macs[0],
         "avg_macs_sd": macs[1],
+        "test_accuracy_mean": test_accuracy[0],
+        "test_accuracy_sd": test_accuracy[1],
+        "test_avg_macs_mean": test_macs[0],
+        "test_avg_macs_sd": test_macs[1],
+        "test_avg_macs_reference_convention_mean": reference_macs[0],
         "hypervolume_mean": _mean_sd([r["hypervolume"] for r in runs])[0],
         "trained": sum(r["trained"] for r in runs),
         "trials": sum(r["trials"] for r in runs),

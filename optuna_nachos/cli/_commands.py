@@ -540,7 +540,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     finished = finished_trials(study)
     print(
         f"Admissible Pareto front of study {study.study_name!r} "
-        f"({finished} finished trials, hypervolume {hypervolume(study):.4f}):"
+        f"({finished} finished trials, hypervolume on validation {hypervolume(study):.4f}):"
     )
     print(format_front(front))
     if finished < args.n_trials:
@@ -557,8 +557,12 @@ def run_search_command(args: argparse.Namespace) -> int:
 
 def run_best_command(args: argparse.Namespace) -> int:
     from optuna_nachos.results import admissible_trials
+    from optuna_nachos.study import study_protocol
 
     study = _load_study(args)
+    protocol = study_protocol(study)
+    if protocol.n_legacy and not args.json:
+        print(protocol.note)
     print(format_front(admissible_trials(study), as_json=args.json))
     return 0
 

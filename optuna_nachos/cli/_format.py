@@ -112,7 +112,12 @@ def format_stages(stages: Sequence[int] | None) -> str:
 
 
 def format_front(trials: Sequence[FrozenTrial], *, as_json: bool = False) -> str:
-    """The admissible front as a text table, or JSON."""
+    """The admissible front as a text table, or JSON.
+
+    The trials are chosen on the validation split; the table shows those figures
+    (``val acc``, ``val MACs``) and, beside them, the test figures to report (``test acc``,
+    ``test MACs``) with the test exit ratios.
+    """
     from optuna_nachos.results import front_rows  # imports torch: only when printing
 
     rows = front_rows(trials)
@@ -121,14 +126,21 @@ def format_front(trials: Sequence[FrozenTrial], *, as_json: bool = False) -> str
     if not rows:
         return "No admissible trial yet (none is feasible)."
     header = (
-        f"{'trial':>5}  {'accuracy':>8}  {'avg MACs':>9}  {'peak MACs':>9}  {'exits':<7}  "
-        f"{'thresholds':<22}  exit ratios"
+        f"{'trial':>5}  {'val acc':>8}  {'val MACs':>9}  {'test acc':>8}  {'test MACs':>9}  "
+        f"{'peak MACs':>9}  {'exits':<7}  {'thresholds':<22}  test exit ratios"
     )
-    lines = [header, "-" * len(header)]
+    lines = [
+        "Chosen on the validation split (val); test figures reported for the chosen trials.",
+        header,
+        "-" * len(header),
+    ]
     for row in rows:
         peak = "-" if row["peak_macs"] is None else f"{row['peak_macs'] / 1e6:8.3f}M"
+        test_acc = "-" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
+        test_macs = "-" if row["test_avg_macs"] is None else f"{row['test_avg_macs'] / 1e6:.3f}M"
         lines.append(
             f"{row['trial']:>5}  {row['accuracy']:>8.4f}  {row['avg_macs'] / 1e6:>8.3f}M  "
+            f"{test_acc:>8}  {test_macs:>9}  "
             f"{peak:>9}  {format_stages(row['exit_stages']):<7}  "
             f"{_numbers(row['thresholds'], '.2f'):<22}  {_numbers(row['exit_ratios'], '.2f')}"
         )

@@ -132,9 +132,10 @@ def attach(study: optuna.Study, *, figures: Mapping[str, go.Figure] | None = Non
     The figures are saved with :func:`optuna_dashboard.save_plotly_graph_object` under stable
     ids (:func:`graph_id`), so attaching again replaces them; a figure attached before but
     missing now (a trial-level figure while no trial is admissible) is replaced by a
-    placeholder. The study note (:func:`optuna_dashboard.save_note`) gets the trial counts, the
-    hypervolume, the admissible Pareto table (trial, accuracy, average and peak MACs, exits,
-    exit ratios, thresholds), the best trade-offs, the violated constraints and the search
+    placeholder. The study note (:func:`optuna_dashboard.save_note`) says that trials are
+    chosen on validation and reported on test, and gets the trial counts, the hypervolume, the
+    admissible Pareto table (trial, validation and test accuracy and average MACs, peak MACs,
+    exits, exit ratios, thresholds), the best trade-offs, the violated constraints and the search
     settings, between two markers: text the user wrote in the note outside them is kept.
 
     Nothing is written to the trials, so the samplers see the study as before. The

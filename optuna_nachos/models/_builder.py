@@ -118,7 +118,10 @@ def build_eenn(config: EENNConfig, *, num_classes: int, in_channels: int = 3) ->
     The backbone is cut after each of the five searchable stages (the stem belongs to the
     first segment); an early exit of ``config.exit_stages`` reads the output of its stage.
     Exit heads are made cost-monotone: a max-pool of size 2, then 4, goes in front of a head
-    while the exit would cost at least as much as the next deeper one.
+    while the exit would cost at least as much as the next deeper one. Every layer is
+    initialized as torchvision initializes MobileNetV3: convolutions Kaiming normal (fan-out)
+    with zero bias, BatchNorm weight 1 and bias 0, linear layers normal(0, 0.01) with zero
+    bias.
 
     Args:
         config: The network to build.
@@ -140,6 +143,10 @@ def build_eenn(config: EENNConfig, *, num_classes: int, in_channels: int = 3) ->
         segments.append(stage)
         channels = spec.out_channels
     final_head = FinalClassifier(channels, num_classes)
+    # torchvision's MobileNetV3 initialization for the backbone and the final classifier
+    # (PyTorch's per-layer defaults are tuned for neither); the exit heads get the same.
+    for module in (*segments, final_head):
+        init_weights(module)
     example = torch.zeros(1, in_channels, config.resolution, config.resolution)
     heads, pools = _cost_monotone_heads(
         segments,

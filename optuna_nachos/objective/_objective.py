@@ -30,6 +30,7 @@ from optuna_nachos.study._constraints import (
     MIN_ACCURACY,
     MIN_EXITS,
 )
+from optuna_nachos.study._protocol import SELECTION_SPLIT, record_evaluation
 from optuna_nachos.supernet import Supernet, SupernetError, load_supernet
 from optuna_nachos.train import (
     TrainConfig,
@@ -75,6 +76,10 @@ def smallest_average_macs(space: MobileNetV3Space, *, num_classes: int, in_chann
     return int(cheapest)
 
 
+def _weighted(ratios: list[float], costs: list[float]) -> float:
+    return float(sum(r * c for r, c in zip(ratios, costs)))
+
+
 def _describe(values: dict[str, Any]) -> str:
     return (
         f"{values['dataset']} ({values['num_classes']} classes, {values['in_channels']} "
@@ -94,10 +99,18 @@ class NachosObjective:
 
     For every trial: suggest a configuration, build it, compute its exact per-exit costs,
     apply the static guard, train it (backbone, then exits), choose exit thresholds on the
-    validation split and evaluate on the test split. Every finished trial carries the
-    constraints ``max_avg_macs`` (average MACs minus the budget), ``min_accuracy`` (floor minus
-    accuracy), ``min_exits`` (missing early exits) and, when set, ``max_peak_macs`` and
-    ``max_params``; a value ``<= 0`` is satisfied.
+    validation split and evaluate on the validation and test splits. Every finished trial
+    carries the constraints ``max_avg_macs`` (average MACs minus the budget), ``min_accuracy``
+    (floor minus accuracy), ``min_exits`` (missing early exits) and, when set,
+    ``max_peak_macs`` and ``max_params``; a value ``<= 0`` is satisfied.
+
+    Choose on validation, report on test: the objective values and the two measured
+    constraints are the *validation* figures (the split that chose the thresholds), so the
+    sampler, the constraints and the admissible front never see the test split. The test
+    figures at the same thresholds are stored as the user attributes ``test_accuracy`` and
+    ``test_avg_macs`` (and the per-exit test metrics as ``accuracy_per_exit``,
+    ``exit_ratios``, ...), for reporting the trials chosen
+    (:func:`~optuna_nachos.study.reported_values`).
 
     Candidates that the static guard rejects (first-exit cost above the budget, too few
     exits, a static limit broken) are not trained: the trial completes with accuracy 0, its
@@ -349,6 +362,7 @@ class NachosObjective:
             "latency_device": (
                 None if self.latency_table is None else dict(self.latency_table.device)
             ),
+            "objective_split": SELECTION_SPLIT,
             "space": self.space.settings(),
             "train": self.train_config.to_dict(),
             "num_classes": self.data.num_classes,
@@ -514,41 +528,52 @@ class NachosObjective:
             curve=True,
         )
         finished = time.perf_counter()
-        test = evaluation.test
-        accuracy = float(test.accuracy)
+        validation, test = evaluation.validation, evaluation.test
         metrics = test.to_dict()
-        ratios = [float(r) for r in metrics["exit_ratios"]]
-        avg_macs = float(sum(r * float(m) for r, m in zip(ratios, profile.exit_macs)))
-        if self.max_avg_macs is not None:
-            trial.set_constraint(MAX_AVG_MACS, avg_macs - self.max_avg_macs)
-        trial.set_constraint(MIN_ACCURACY, self.min_accuracy - accuracy)
+        macs = [float(m) for m in profile.exit_macs]
+        val_ratios = [float(r) for r in validation.exit_ratios]
+        test_ratios = [float(r) for r in metrics["exit_ratios"]]
+        # Calibration ran in the cost model's unit (MACs, or ms when latency is the
+        # objective): the MAC figures are recounted in MACs from the exit ratios.
+        val_avg_macs = _weighted(val_ratios, macs)
+        test_avg_macs = _weighted(test_ratios, macs)
+        measured_latency = latency is not None and self.max_avg_latency_ms is not None
+        # Choose on validation, report on test: the objective values and the constraints come
+        # from the split that chose the thresholds; the test figures are stored beside them.
+        values = record_evaluation(
+            trial,
+            val_accuracy=validation.accuracy,
+            val_avg_macs=val_avg_macs,
+            test_accuracy=test.accuracy,
+            test_avg_macs=test_avg_macs,
+            max_avg_macs=self.max_avg_macs,
+            min_accuracy=self.min_accuracy,
+            static={
+                name: value
+                for name, value in static.items()
+                if not (name == MAX_AVG_LATENCY and measured_latency)
+            },
+        )
         if by_latency:
-            # Calibration ran on latencies: keep the MAC figures in MACs, the latency apart.
             metrics["avg_latency_ms"] = float(metrics["avg_macs"])
-            metrics["avg_macs"] = avg_macs
-            metrics["peak_macs"] = float(profile.exit_macs[-1])
-        avg_latency = None
+            metrics["avg_macs"] = test_avg_macs
+            metrics["peak_macs"] = macs[-1]
+            trial.set_user_attr("operating_curve_cost", "latency_ms")
+        val_latency = None
         if latency is not None:
-            avg_latency = float(sum(r * v for r, v in zip(ratios, latency)))
-            trial.set_user_attr("avg_latency_ms", avg_latency)
-            trial.set_user_attr("avg_macs", avg_macs)
-            if self.max_avg_latency_ms is not None:
-                trial.set_constraint(MAX_AVG_LATENCY, avg_latency - self.max_avg_latency_ms)
-        for name, value in static.items():
-            if name not in (MAX_AVG_MACS, MAX_AVG_LATENCY):
-                trial.set_constraint(name, value)
+            val_latency = _weighted(val_ratios, latency)
+            trial.set_user_attr("val_avg_latency_ms", val_latency)
+            trial.set_user_attr("avg_latency_ms", _weighted(test_ratios, latency))
+            trial.set_user_attr("avg_macs", test_avg_macs)
+            if measured_latency:
+                trial.set_constraint(MAX_AVG_LATENCY, val_latency - self.max_avg_latency_ms)
         trial.set_user_attr("exit_ratios", metrics["exit_ratios"])
         trial.set_user_attr("thresholds", metrics["thresholds"])
         trial.set_user_attr("accuracy_per_exit", metrics["exit_accuracies"])
         trial.set_user_attr("backbone_accuracy", metrics["backbone_accuracy"])
         trial.set_user_attr("ece_per_exit", metrics["ece"])
-        trial.set_user_attr("peak_macs", float(profile.exit_macs[-1]))
-        trial.set_user_attr("val_accuracy", float(evaluation.validation.accuracy))
-        if by_latency:
-            trial.set_user_attr("val_avg_latency_ms", float(evaluation.validation.avg_macs))
-            trial.set_user_attr("operating_curve_cost", "latency_ms")
-        else:
-            trial.set_user_attr("val_avg_macs", float(evaluation.validation.avg_macs))
+        trial.set_user_attr("peak_macs", macs[-1])
+        trial.set_user_attr("val_exit_ratios", val_ratios)
         trial.set_user_attr("calibration_feasible", bool(evaluation.feasible))
         trial.set_user_attr(
             "operating_curve", [point.to_dict() for point in evaluation.curve or ()]
@@ -562,9 +587,9 @@ class NachosObjective:
         trial.set_user_attr("train_seconds", timings["train_seconds"])
         if self.artifact_store is not None:
             self._upload(trial, result.model, metrics, profile, latency)
-        if by_latency and avg_latency is not None:
-            return accuracy, avg_latency
-        return accuracy, avg_macs
+        if by_latency and val_latency is not None:
+            return values[0], val_latency
+        return values
 
     def _inherit_and_fit(
         self, config: EENNConfig, exit_costs: list[float], budget: float | None

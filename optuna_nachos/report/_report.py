@@ -192,6 +192,7 @@ def report_html(study: optuna.Study, *, figures: Mapping[str, go.Figure] | None 
 <main>
 <h1>optuna-nachos report: study <code>{name}</code></h1>
 <p class="meta">Written by optuna-nachos {html.escape(__version__)} on {stamp}.</p>
+<p>{html.escape(summary.protocol)}</p>
 <p>{html.escape(counts_sentence(summary))}</p>
 <p>{html.escape(hypervolume_sentence(summary))}</p>
 <h2 id="front">Admissible Pareto front</h2>

@@ -17,18 +17,29 @@ from optuna.trial import TrialState
 from optuna_nachos.objective._objective import SKIP_REASON_ATTR
 from optuna_nachos.results import admissible_trials, front_rows, high_tradeoff_trials, hypervolume
 from optuna_nachos.study import study_settings
-from optuna_nachos.study._constraints import CONSTRAINT_NAMES, is_feasible
+from optuna_nachos.study._constraints import CONSTRAINT_NAMES
+from optuna_nachos.study._protocol import selection_constraints, selection_feasible, study_protocol
 
 TABLE_COLUMNS = (
     "trial",
-    "accuracy",
-    "avg MACs",
+    "val accuracy",
+    "val avg MACs",
+    "test accuracy",
+    "test avg MACs",
     "peak MACs",
     "exits",
     "exit ratios",
     "thresholds",
 )
-"""Columns of the admissible-front tables, in order."""
+"""Columns of the admissible-front tables, in order: the trials are chosen on the validation
+figures (``val``) and reported on the test figures (``test``)."""
+
+PROTOCOL_SENTENCE = (
+    "Trials are chosen on the validation split (the split that chose their exit thresholds): "
+    "the admissible front, the trade-offs, the constraints and the hypervolume use validation "
+    "figures; the test columns report the chosen networks on the test split, which played no "
+    "part in the choice."
+)
 
 LATENCY_COLUMNS = ("avg latency", "peak latency")
 """Columns added at the end when the trials carry predicted latencies (a latency table)."""
@@ -67,6 +78,8 @@ class StudySummary:
         front: :func:`~optuna_nachos.results.front_rows` of the admissible trials.
         tradeoffs: Rows of the high trade-off trials
             (:func:`~optuna_nachos.results.high_tradeoff_trials`).
+        protocol: How trials are chosen and reported; for studies written by earlier
+            versions, what they lack (:func:`~optuna_nachos.study.study_protocol`).
     """
 
     study_name: str
@@ -76,6 +89,7 @@ class StudySummary:
     hypervolume: float | None
     front: list[dict[str, Any]]
     tradeoffs: list[dict[str, Any]]
+    protocol: str = PROTOCOL_SENTENCE
 
 
 def summarize(study: optuna.Study, *, n_tradeoffs: int = 3) -> StudySummary:
@@ -83,11 +97,11 @@ def summarize(study: optuna.Study, *, n_tradeoffs: int = 3) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     constrained = [t for t in complete if t.constraints]
-    feasible = [t for t in constrained if is_feasible(t)]
+    feasible = [t for t in constrained if selection_feasible(t)]
     front = admissible_trials(study)
     violations: dict[str, int] = {}
     for trial in constrained:
-        for name, value in trial.constraints.items():
+        for name, value in selection_constraints(trial).items():
             if value > 0:
                 violations[name] = violations.get(name, 0) + 1
     order = {name: i for i, name in enumerate(CONSTRAINT_NAMES)}
@@ -116,7 +130,15 @@ def summarize(study: optuna.Study, *, n_tradeoffs: int = 3) -> StudySummary:
         hypervolume=volume,
         front=front_rows(front),
         tradeoffs=front_rows(high_tradeoff_trials(front, n=n_tradeoffs)) if front else [],
+        protocol=_protocol_text(study),
     )
+
+
+def _protocol_text(study: optuna.Study) -> str:
+    protocol = study_protocol(study)
+    if protocol.n_legacy:
+        return f"{PROTOCOL_SENTENCE} {protocol.note}"
+    return PROTOCOL_SENTENCE
 
 
 # --- formatting of single values -------------------------------------------------------------
@@ -158,6 +180,8 @@ def row_cells(row: Mapping[str, Any], *, latency: bool | None = None) -> list[st
         str(row["trial"]),
         f"{float(row['accuracy']):.4f}",
         format_macs(row["avg_macs"]),
+        "-" if row.get("test_accuracy") is None else f"{float(row['test_accuracy']):.4f}",
+        format_macs(row.get("test_avg_macs")),
         format_macs(row["peak_macs"]),
         _exits(row["exit_stages"]),
         _numbers(row["exit_ratios"], ".3f"),
@@ -216,7 +240,8 @@ def hypervolume_sentence(summary: StudySummary) -> str:
         )
     budget = summary.settings.get("max_avg_macs")
     return (
-        f"Hypervolume of the admissible front: {summary.hypervolume:.4f} (normalized; reference "
+        f"Hypervolume of the admissible front, on validation figures: {summary.hypervolume:.4f} "
+        "(normalized; reference "
         f"point accuracy {float(floor):g}, average MACs {format_macs(budget)})."
     )
 
@@ -241,7 +266,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def summary_markdown(summary: StudySummary, *, level: int = 2) -> str:
     """The summary as Markdown, its sections at heading ``level`` (no title)."""
     h = "#" * level
-    blocks = [counts_sentence(summary), hypervolume_sentence(summary)]
+    blocks = [summary.protocol, counts_sentence(summary), hypervolume_sentence(summary)]
     blocks.append(f"{h} Admissible Pareto front")
     if summary.front:
         latency = has_latency(summary.front)

@@ -8,8 +8,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nachos.study._constraints import is_feasible
 from optuna_nachos.study._create import study_settings
+from optuna_nachos.study._protocol import selection_feasible, selection_values
 
 
 def admissible_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -18,22 +18,27 @@ def admissible_trials(study: optuna.Study) -> list[FrozenTrial]:
     A trial is admissible when it finished, carries constraints and satisfies all of them
     (average MACs within the budget, accuracy above the floor, enough exits, static limits),
     and no other feasible trial is at least as accurate and as cheap, and better in one.
+
+    The choice is made on the validation split (:func:`~optuna_nachos.study.selection_values`,
+    the objective values of the packaged objective); report the test figures of the trials
+    chosen with :func:`~optuna_nachos.study.reported_values`. Trials of studies written by earlier
+    versions, whose objective values are test figures, are chosen on their validation
+    attributes.
     """
     feasible = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)
+        (t, selection_values(t))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if selection_feasible(t)
     ]
     front = []
-    for trial in feasible:
-        acc, macs = trial.values
+    for trial, (acc, macs) in feasible:
         dominated = any(
-            other.values[0] >= acc
-            and other.values[1] <= macs
-            and (other.values[0] > acc or other.values[1] < macs)
-            for other in feasible
+            other_acc >= acc and other_macs <= macs and (other_acc > acc or other_macs < macs)
+            for _, (other_acc, other_macs) in feasible
         )
         if not dominated:
             front.append(trial)
-    return sorted(front, key=lambda t: (t.values[1], -t.values[0], t.number))
+    return sorted(front, key=lambda t: (selection_values(t)[1], -selection_values(t)[0], t.number))
 
 
 def _reference(
@@ -59,7 +64,7 @@ def hypervolume(
     min_accuracy: float | None = None,
     max_avg_macs: float | None = None,
 ) -> float:
-    """Normalized hypervolume of the admissible front.
+    """Normalized hypervolume of the admissible front, on the selection (validation) figures.
 
     The reference point is (accuracy = ``min_accuracy``, average MACs = ``max_avg_macs``): the
     corner of the admissible region. The area dominated by the front inside the box
@@ -74,9 +79,13 @@ def hypervolume(
     study = trials if isinstance(trials, optuna.Study) else None
     floor, budget = _reference(study, min_accuracy, max_avg_macs)
     if study is not None:
-        points = [t.values for t in admissible_trials(study)]
+        points = [selection_values(t) for t in admissible_trials(study)]
     else:
-        points = [t.values for t in trials if t.state == TrialState.COMPLETE and is_feasible(t)]
+        points = [
+            selection_values(t)
+            for t in trials
+            if t.state == TrialState.COMPLETE and selection_feasible(t)
+        ]
     inside = sorted(
         (float(acc), float(macs)) for acc, macs in points if acc > floor and macs < budget
     )
@@ -98,9 +107,10 @@ def high_tradeoff_trials(
     """The ``n`` trials of the front with the highest trade-off (the knees).
 
     Objectives are normalized to ``[0, 1]`` over the front (both as costs: ``1 - accuracy`` and
-    average MACs). The trade-off of a point is the smallest, over the other points, ratio of
-    what it would lose to what it would gain by moving there; points that other points can
-    only replace at a high price rank first. Fronts of at most ``n`` points are returned whole.
+    average MACs), on the selection (validation) figures. The trade-off of a point is the
+    smallest, over the other points, ratio of what it would lose to what it would gain by
+    moving there; points that other points can only replace at a high price rank first.
+    Fronts of at most ``n`` points are returned whole.
 
     Args:
         trials: Admissible trials, or a study (its :func:`admissible_trials`).
@@ -111,7 +121,8 @@ def high_tradeoff_trials(
         raise ValueError(f"n must be at least 1, got {n}.")
     if len(front) <= n:
         return front
-    costs = np.array([[1.0 - t.values[0], t.values[1]] for t in front], dtype=float)
+    values = [selection_values(t) for t in front]
+    costs = np.array([[1.0 - acc, macs] for acc, macs in values], dtype=float)
     span = costs.max(axis=0) - costs.min(axis=0)
     span[span == 0] = 1.0
     costs = (costs - costs.min(axis=0)) / span
@@ -125,4 +136,4 @@ def high_tradeoff_trials(
             ratio = np.where(gain[others] > 0, loss[others] / gain[others], np.inf)
         tradeoff[i] = ratio.min()
     order = np.argsort(-tradeoff, kind="stable")[:n]
-    return [front[i] for i in sorted(order, key=lambda i: front[i].values[1])]
+    return [front[i] for i in sorted(order, key=lambda i: values[i][1])]

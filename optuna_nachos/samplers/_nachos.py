@@ -103,8 +103,14 @@ class NachosSampler(BaseSampler):
        (choice index of a categorical parameter, grid index of an integer or stepped float,
        the value of a continuous float);
     2. one surrogate per predicted quantity is fitted: kernel ridge regression with an RBF
-       kernel, a random forest and an MLP are compared by cross-validated Kendall tau (mean
-       minus standard deviation over the folds) and the best is refitted on all trials;
+       kernel, a random forest and an MLP are compared by a pooled cross-validated Kendall
+       tau (every trial's out-of-fold prediction, averaged over ``n_repeats`` shuffles, ranked
+       against its value in one tau) and the best is refitted on all trials. When no
+       surrogate of an objective ranks held-out trials better than chance (pooled tau not
+       significantly above zero, see :func:`fit_surrogate`), the round does not trust them:
+       its proposals are exploration only (statically feasible candidates farthest from
+       every completed trial) and its diagnostics say ``"fallback": "exploration"`` with the
+       reason;
     3. an integer NSGA-II (``population_size`` individuals, ``n_generations`` generations,
        seeded with the current non-dominated trials) searches the predicted objectives under
        constrained domination (feasible first, then by total predicted violation);
@@ -210,6 +216,8 @@ class NachosSampler(BaseSampler):
         surrogates: Surrogate families compared each round, among ``"rbf"`` (kernel ridge
             regression with an RBF kernel), ``"trees"`` (random forest) and ``"mlp"``.
         n_folds: Folds of the cross-validation that chooses the surrogate.
+        n_repeats: Shuffled repeats of that cross-validation; the out-of-fold predictions
+            are averaged over them and one Kendall tau is computed over all trials.
         seed: Seed of the random start, the surrogates and the NSGA-II. With one worker, a seed
             gives the same parameters trial by trial.
         independent_sampler: Sampler of the parameters outside the relative search space and of
@@ -252,6 +260,7 @@ class NachosSampler(BaseSampler):
         exploration: float = 0.125,
         surrogates: Sequence[str] = SURROGATE_NAMES,
         n_folds: int = 5,
+        n_repeats: int = 3,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
@@ -269,6 +278,7 @@ class NachosSampler(BaseSampler):
             ("population_size", population_size, 2),
             ("n_generations", n_generations, 0),
             ("n_folds", n_folds, 2),
+            ("n_repeats", n_repeats, 1),
             ("num_classes", num_classes, 2),
             ("in_channels", in_channels, 1),
         ):
@@ -328,6 +338,7 @@ class NachosSampler(BaseSampler):
         self._selection = selection
         self._exploration = float(exploration)
         self._n_folds = n_folds
+        self._n_repeats = n_repeats
         self._rng = LazyRandomState(seed)
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._warn_independent_sampling = warn_independent_sampling
@@ -680,6 +691,11 @@ class NachosSampler(BaseSampler):
             diagnostics.get("n_candidates", 0),
             diagnostics.get("n_predicted_feasible", 0),
         )
+        if diagnostics.get("fallback"):
+            _logger.info(
+                "The proposals of that round explore instead: %s.",
+                diagnostics.get("fallback_reason"),
+            )
         return list(enumerate(proposals))
 
     def _roles(self, study: Study, active: bool) -> _Roles:
@@ -772,6 +788,9 @@ class NachosSampler(BaseSampler):
             metric_names=study.metric_names,
             seed=seed,
         )
+        uninformed = model.uninformed_reason()
+        if uninformed is not None:
+            return self._explore(model, data, taken, rng, seed, uninformed)
 
         # Seeds of the NSGA-II: the completed trials that are not dominated (true values,
         # feasibility from their stored constraints).
@@ -862,6 +881,38 @@ class NachosSampler(BaseSampler):
         }
         return proposals, diagnostics
 
+    def _explore(
+        self,
+        model: _RoundModel,
+        data: _Data,
+        taken: set[Hashable],
+        rng: np.random.Generator,
+        seed: int,
+        reason: str,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """A round of exploration only: new, statically feasible candidates, space-filling
+        (farthest from every completed trial and from each other)."""
+        pool = model.random_candidates(8 * self._population_size, rng, taken)
+        chosen = model.novel(pool, data.vectors, self._batch_size)
+        proposals = []
+        seen: set[Hashable] = set()
+        for i in chosen:
+            k = model.identity(pool[i])
+            if k in seen or k in taken:
+                continue
+            seen.add(k)
+            proposals.append(model.proposal_params(pool[i]))
+        diagnostics = {
+            **model.diagnostics(),
+            "fallback": "exploration",
+            "fallback_reason": reason,
+            "n_candidates": len(pool),
+            "n_predicted_feasible": 0,
+            "predicted": [],
+            "seed": seed,
+        }
+        return proposals, diagnostics
+
     def _reference_point(
         self,
         roles: _Roles,
@@ -912,7 +963,12 @@ class _RoundModel:
         self._infos: dict[Hashable, _Info] = {}
         n_obj = len(signs)
         names = metric_names or [f"objective{i}" for i in range(n_obj)]
-        fit = dict(candidates=sampler._surrogates, n_folds=sampler._n_folds, seed=seed)
+        fit = dict(
+            candidates=sampler._surrogates,
+            n_folds=sampler._n_folds,
+            n_repeats=sampler._n_repeats,
+            seed=seed,
+        )
 
         x = self._features(data.vectors, data.costs)
         use = ~data.skipped if len(data.skipped) else np.zeros(0, dtype=bool)
@@ -1106,6 +1162,24 @@ class _RoundModel:
             violation += np.maximum(0.0, surrogate.predict(x)) / scale
         violation = violation + _EXACT_WEIGHT * exact
         return predictions * self.signs, violation
+
+    def uninformed_reason(self) -> str | None:
+        """Why the round's predictions cannot be trusted, or ``None`` when they can.
+
+        They cannot when no surrogate of a predicted objective beats chance (exact costs
+        aside): every objective surrogate and the exit-position surrogate is uninformative.
+        """
+        surrogates = dict(self.objective_surrogates.items())
+        named = {self.objective_names[i]: s for i, s in surrogates.items()}
+        if self.exit_position is not None:
+            named["exit_position"] = self.exit_position
+        if not named or any(s.informative for s in named.values()):
+            return None
+        taus = ", ".join(
+            f"{name}: {s.name} tau {'n/a' if s.tau_mean is None else f'{s.tau_mean:.3f}'}"
+            for name, s in named.items()
+        )
+        return f"no surrogate ranks held-out trials better than chance ({taus})"
 
     def diagnostics(self) -> dict[str, Any]:
         """Plain JSON summary of the surrogates of the round."""

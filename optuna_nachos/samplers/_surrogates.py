@@ -1,4 +1,5 @@
-"""Surrogate models of the NACHOS sampler, chosen per round by cross-validated Kendall tau."""
+"""Surrogate models of the NACHOS sampler, chosen per round by a pooled cross-validated
+Kendall tau, and told apart from noise."""
 
 from __future__ import annotations
 
@@ -59,15 +60,19 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
     return model
 
 
-def _tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def _tau(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
+    """Kendall tau and its one-sided p-value (alternative: positive association)."""
     from scipy.stats import kendalltau
 
     if len(y_true) < 2:
-        return 0.0
+        return 0.0, 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tau = kendalltau(y_true, y_pred).statistic
-    return 0.0 if tau is None or math.isnan(tau) else float(tau)
+        result = kendalltau(y_true, y_pred, alternative="greater")
+    tau, p_value = result.statistic, result.pvalue
+    if tau is None or math.isnan(tau):
+        return 0.0, 1.0
+    return float(tau), 1.0 if p_value is None or math.isnan(p_value) else float(p_value)
 
 
 @dataclass
@@ -76,11 +81,18 @@ class Surrogate:
 
     Attributes:
         name: Family (``"rbf"``, ``"trees"``, ``"mlp"``) or ``"constant"``.
-        tau_mean: Mean Kendall tau over the folds (``None`` without cross-validation).
-        tau_std: Standard deviation of the tau over the folds.
-        scores: ``mean - std`` of every family tried.
+        tau_mean: Pooled Kendall tau of the chosen family: between every target and its
+            out-of-fold prediction averaged over the repeats (``None`` without
+            cross-validation).
+        tau_std: Standard deviation over the repeats of each repeat's pooled tau.
+        scores: The pooled tau of every family tried.
         model: The model refitted on all data (``None`` for ``"constant"``).
         constant: Prediction of the ``"constant"`` surrogate.
+        p_value: One-sided p-value of the chosen family's pooled tau against no association
+            (``None`` without cross-validation).
+        informative: Whether the surrogate ranks held-out trials better than chance: its
+            pooled tau is positive and significant at the chosen level. A sampler should not
+            trust an uninformative surrogate's ranking.
     """
 
     name: str
@@ -89,6 +101,8 @@ class Surrogate:
     scores: dict[str, float]
     model: Any = None
     constant: float = 0.0
+    p_value: float | None = None
+    informative: bool = False
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions for the feature rows ``x``."""
@@ -105,6 +119,8 @@ class Surrogate:
             "kendall_tau": None if self.tau_mean is None else round(self.tau_mean, 4),
             "kendall_tau_std": None if self.tau_std is None else round(self.tau_std, 4),
             "scores": {k: round(v, 4) for k, v in self.scores.items()},
+            "p_value": None if self.p_value is None else round(self.p_value, 4),
+            "informative": self.informative,
         }
 
 
@@ -114,25 +130,40 @@ def fit_surrogate(
     *,
     candidates: Sequence[str] = SURROGATE_NAMES,
     n_folds: int = 5,
+    n_repeats: int = 3,
+    alpha: float = 0.05,
     seed: int = 0,
 ) -> Surrogate:
-    """Choose the surrogate family by cross-validated Kendall tau and refit it on all data.
+    """Choose the surrogate family by a pooled cross-validated Kendall tau; refit it on all data.
 
-    Each family is scored by ``mean - std`` of the Kendall tau between held-out targets and
-    predictions over ``n_folds`` shuffled folds (as the NACHOS reference does); the best family
-    is refitted on all rows. With fewer than ``2 * 2`` rows, or a single family, there is no
-    cross-validation and the first family is used.
+    Per-fold taus of a few held-out points are noise (two points give -1, 0 or +1). Instead,
+    ``n_repeats`` shuffles of ``n_folds``-fold cross-validation give every row an out-of-fold
+    prediction per repeat; the predictions are averaged over the repeats and one Kendall tau
+    is computed over all ``n`` rows (the *pooled* tau). The family with the highest pooled tau
+    is chosen and refitted on all rows. It is ``informative`` when that tau is positive with a
+    one-sided p-value below ``alpha``: on pure noise no family should be, and a sampler then
+    explores instead of trusting the ranking. With fewer than 4 rows, constant targets or no
+    features there is no cross-validation and the surrogate is uninformative.
 
     Args:
         x: Feature rows, shape ``(n, d)``.
         y: Targets, shape ``(n,)``.
         candidates: Families to try.
-        n_folds: Folds of the cross-validation (fewer when data are scarce).
+        n_folds: Folds of each cross-validation (fewer when data are scarce).
+        n_repeats: Shuffled repeats of the cross-validation.
+        alpha: Significance level of "better than chance".
         seed: Seed of the folds and of the models.
 
     Returns:
         The fitted :class:`Surrogate`.
+
+    Raises:
+        ValueError: If ``n_repeats < 1`` or ``alpha`` is not in ``(0, 1)``.
     """
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}.")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}.")
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if len(y) == 0:
@@ -140,26 +171,38 @@ def fit_surrogate(
     if len(y) == 1 or np.ptp(y) == 0.0 or x.shape[1] == 0:
         return Surrogate("constant", None, None, {}, constant=float(np.mean(y)))
     folds = min(n_folds, len(y) // 2)
-    scores: dict[str, float] = {}
-    taus: dict[str, tuple[float, float]] = {}
-    if len(candidates) > 1 and folds >= 2:
-        from sklearn.model_selection import KFold
+    if folds < 2:
+        best = candidates[0]
+        return Surrogate(best, None, None, {}, model=_fit(_make(best, seed), x, y))
+    from sklearn.model_selection import KFold
 
-        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-        splits = list(splitter.split(x))
-        for name in candidates:
-            fold_taus = []
-            for train, test in splits:
+    splits = [
+        list(KFold(n_splits=folds, shuffle=True, random_state=seed + r).split(x))
+        for r in range(n_repeats)
+    ]
+    scores: dict[str, float] = {}
+    details: dict[str, tuple[float, float, float]] = {}
+    for name in candidates:
+        predictions = np.zeros((n_repeats, len(y)))
+        for r, repeat in enumerate(splits):
+            for train, test in repeat:
                 model = _fit(_make(name, seed), x[train], y[train])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    fold_taus.append(_tau(y[test], model.predict(x[test])))
-            mean, std = float(np.mean(fold_taus)), float(np.std(fold_taus))
-            taus[name] = (mean, std)
-            scores[name] = mean - std
-        best = max(candidates, key=lambda name: scores[name])
-        mean, std = taus[best]
-    else:
-        best, mean, std = candidates[0], None, None
+                    predictions[r, test] = np.asarray(model.predict(x[test]), dtype=float).ravel()
+        tau, p_value = _tau(y, predictions.mean(axis=0))
+        per_repeat = [_tau(y, predictions[r])[0] for r in range(n_repeats)]
+        details[name] = (tau, float(np.std(per_repeat)), p_value)
+        scores[name] = tau
+    best = max(candidates, key=lambda name: scores[name])
+    tau, std, p_value = details[best]
     model = _fit(_make(best, seed), x, y)
-    return Surrogate(best, mean, std, scores, model=model)
+    return Surrogate(
+        best,
+        tau,
+        std,
+        scores,
+        model=model,
+        p_value=p_value,
+        informative=bool(tau > 0.0 and p_value < alpha),
+    )

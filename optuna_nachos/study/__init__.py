@@ -1,4 +1,5 @@
-"""Study helpers: creating studies and samplers, constraint names, the packaged search."""
+"""Study helpers: creating studies and samplers, constraint names, the selection protocol
+(choose on validation, report on test), the packaged search."""
 
 from optuna_nachos.study._constraints import (
     CONSTRAINT_NAMES,
@@ -14,6 +15,15 @@ from optuna_nachos.study._create import (
     create_study,
     settings_differences,
     study_settings,
+)
+from optuna_nachos.study._protocol import (
+    SELECTION_SPLIT,
+    StudyProtocol,
+    record_evaluation,
+    reported_values,
+    selection_feasible,
+    selection_values,
+    study_protocol,
 )
 from optuna_nachos.study._samplers import SAMPLER_NAMES, create_sampler
 from optuna_nachos.study._search import finished_trials, run_search
@@ -34,6 +44,8 @@ __all__ = [
     "SAMPLER_NAMES",
     "RetryStaleTrial",
     "StudyLock",
+    "SELECTION_SPLIT",
+    "StudyProtocol",
     "constraint_values",
     "constraints_from_user_attrs",
     "create_sampler",
@@ -46,6 +58,12 @@ __all__ = [
     "register_worker",
     "run_search",
     "settings_differences",
+    "record_evaluation",
+    "run_search",
+    "selection_feasible",
+    "selection_values",
     "storage_lock_path",
+    "study_protocol",
     "study_settings",
+    "reported_values",
 ]

@@ -16,7 +16,7 @@ from optuna_nachos.train._calibration import (
     calibrate_thresholds,
     operating_curve,
 )
-from optuna_nachos.train._config import TrainConfig
+from optuna_nachos.train._config import CLS_WEIGHTINGS, TrainConfig
 from optuna_nachos.train._errors import TrainingDivergedError
 from optuna_nachos.train._evaluation import (
     EvaluationResult,
@@ -43,6 +43,7 @@ __all__ = [
     "cache_backbone_outputs",
     "fit_exits",
     "CALIBRATION_METHODS",
+    "CLS_WEIGHTINGS",
     "NACHOS_GRID",
     "PHASES",
     "CalibratedEvaluation",

@@ -46,20 +46,31 @@ def classification_loss(
     *,
     weighting: str = "exit_probability",
 ) -> torch.Tensor:
-    """``L_cls = mean_i sum_j p_ij * CE(logits_j(x_i), y_i)``.
+    """The classification term ``L_cls`` under one of three exit weightings.
 
-    Gradients reach both the exit logits and, through ``p``, the confidences. With
-    ``weighting="uniform"`` it is the plain multi-exit loss of joint training (as SDN and
-    EDANAS use): ``mean_i mean_j CE(logits_j(x_i), y_i)``, which trains every exit on every
-    sample whatever the confidences.
+    - ``"exit_probability"`` (the NACHOS paper): ``mean_i sum_j p_ij * CE(z_j(x_i), y_i)``.
+      Gradients reach both the exit logits and, through ``p``, the confidences; an exit that
+      few samples are expected to leave at learns little from the rest.
+    - ``"weighted_logits"`` (the NACHOS reference code): ``mean_i CE(sum_j p_ij z_j(x_i),
+      y_i)``, the cross-entropy of the exit-probability-weighted mixture of the logits.
+    - ``"uniform"``: ``mean_i mean_j CE(z_j(x_i), y_i)``, the plain multi-exit loss of joint
+      training (as SDN and EDANAS use); it trains every exit on every sample whatever the
+      confidences, and gives the confidences no gradient.
 
     Args:
         logits: Class logits of every exit, each ``(N, classes)``.
         targets: Class labels ``(N,)``.
         exit_probs: Exit probabilities ``p`` ``(N, E)`` from
             :func:`~optuna_nachos.models.exit_probabilities`.
-        weighting: One of :data:`CLS_WEIGHTINGS`.
+        weighting: One of :data:`~optuna_nachos.train.CLS_WEIGHTINGS`.
+
+    Raises:
+        ValueError: On an unknown ``weighting``.
     """
+    if weighting == "weighted_logits":
+        stacked = torch.stack(list(logits), dim=1)  # (N, E, classes)
+        mixed = (exit_probs.unsqueeze(-1).to(stacked.dtype) * stacked).sum(dim=1)
+        return F.cross_entropy(mixed, targets)
     ce = torch.stack([F.cross_entropy(z, targets, reduction="none") for z in logits], dim=1)
     if weighting == "uniform":
         return ce.mean()

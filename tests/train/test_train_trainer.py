@@ -200,7 +200,9 @@ def test_epoch_summaries_are_logged(network, dataset, caplog: pytest.LogCaptureF
 def test_training_learns_the_backbone_and_the_exits(make_network, make_dataset) -> None:
     network = make_network(seed=0)
     data, held_out = make_dataset(n=96), make_dataset(n=96, seed=5)
-    config = TrainConfig(backbone_epochs=8, warmup_epochs=2, exit_epochs=2, **QUICK)
+    # The final classifier starts near zero (linear layers normal(0, 0.01), as torchvision
+    # initializes MobileNetV3), so the tiny backbone needs a few more epochs than 8.
+    config = TrainConfig(backbone_epochs=12, warmup_epochs=2, exit_epochs=2, **QUICK)
     fit(network, data, config=config)
     accuracy = collect_exit_outputs(network, held_out, device="cpu").correct.float().mean(0)
     assert accuracy[-1] > 0.9

@@ -1,0 +1,55 @@
+"""The quickstart code of the README and of the documentation runs as written."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import optuna_nachos as nachos
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quickstart(path: Path) -> str:
+    text = path.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    matching = [b for b in blocks if "def train_and_evaluate" in b]
+    assert len(matching) == 1, f"{path.name} should hold one complete quickstart example"
+    return matching[0]
+
+
+def test_readme_and_docs_share_one_complete_example() -> None:
+    readme = _quickstart(ROOT / "README.md")
+    docs = _quickstart(ROOT / "docs" / "quickstart.md")
+    assert readme == docs
+    tree = ast.parse(readme)
+    defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert {"train_and_evaluate", "objective"} <= defined
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "nachos"
+    }
+    assert used <= set(nachos.__all__), used - set(nachos.__all__)
+    assert "in_channels=1" in readme
+
+
+@pytest.mark.slow
+def test_readme_quickstart_runs(monkeypatch, capsys) -> None:
+    code = _quickstart(ROOT / "README.md")
+    assert "n_trials=20" in code and "epochs=3" in code
+    code = code.replace("n_trials=20", "n_trials=1").replace("epochs=3", "epochs=1")
+    namespace: dict = {"__name__": "quickstart"}
+    exec(compile(code, "README.md quickstart", "exec"), namespace)
+    study = namespace["study"]
+    trial = study.trials[0]
+    assert trial.state.name == "COMPLETE"
+    assert set(trial.constraints) == {"max_avg_macs", "min_accuracy"}
+    assert 0.0 <= trial.user_attrs["test_accuracy"] <= 1.0
+    accuracy, avg_macs = trial.values
+    assert 0.0 <= accuracy <= 1.0 and avg_macs > 0
