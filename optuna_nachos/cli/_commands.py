@@ -119,7 +119,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-avg-macs",
         type=parse_macs,
         default=None,
-        help="budget of average MACs per sample, e.g. 2.7M (required unless --objective latency)",
+        help="budget of average MACs per sample, e.g. 2.7M (default: none; required unless "
+        "--objective latency)",
     )
     parser.add_argument(
         "--min-accuracy",
@@ -142,32 +143,33 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--latency-table",
         default=None,
-        help="latency lookup table of the target device ('optuna-nachos latency profile')",
+        help="latency lookup table of the target device ('optuna-nachos latency profile'; "
+        "default: none, costs in MACs only)",
     )
     parser.add_argument(
         "--max-avg-latency-ms",
         type=positive_float,
         default=None,
-        help="budget of average latency per sample in ms (needs --latency-table)",
+        help="budget of average latency per sample in ms (needs --latency-table; default: none)",
     )
     parser.add_argument(
         "--max-peak-latency-ms",
         type=positive_float,
         default=None,
-        help="limit of the final exit's latency in ms (needs --latency-table)",
+        help="limit of the final exit's latency in ms (needs --latency-table; default: none)",
     )
     parser.add_argument(
         "--objective",
         choices=("macs", "latency"),
         default="macs",
-        help="second objective: average MACs (default) or average latency (needs "
+        help="second objective: average MACs (macs) or average latency (latency, needs "
         "--latency-table and --max-avg-latency-ms)",
     )
     parser.add_argument(
         "--latency-backend",
         choices=("onnxruntime", "torch"),
         default="onnxruntime",
-        help="back end of the latency table to use (default onnxruntime)",
+        help="back end of the latency table to use",
     )
     parser.add_argument(
         "--min-exits",

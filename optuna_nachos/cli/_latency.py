@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from optuna_nachos.cli._format import CommandError, non_negative_int, positive_int
+from optuna_nachos.cli._format import CommandError, HelpFormatter, non_negative_int, positive_int
 
 
 def _int_list(text: str) -> list[int]:
@@ -45,36 +45,44 @@ def add_latency_parser(subparsers: argparse._SubParsersAction) -> None:
         "every kernel, expand ratio and resolution, exit heads, final classifier) with torch "
         "and onnxruntime at batch size 1 and a second batch size; record the method, the "
         "device and the software versions.",
+        formatter_class=HelpFormatter,
     )
     profile.add_argument("--out", required=True, help="JSON file to write, e.g. lut.json")
-    profile.add_argument("--space", choices=("mobilenetv3", "edanas"), default="mobilenetv3")
+    profile.add_argument(
+        "--space", choices=("mobilenetv3", "edanas"), default="mobilenetv3", help="search space"
+    )
     profile.add_argument(
         "--resolutions",
         type=_int_list,
         default=None,
         help="input resolutions, e.g. '32' or '28,32' (default: the space's)",
     )
-    profile.add_argument("--num-classes", type=positive_int, default=10)
-    profile.add_argument("--in-channels", type=positive_int, default=3)
+    profile.add_argument(
+        "--num-classes", type=positive_int, default=10, help="classes of the final classifier"
+    )
+    profile.add_argument(
+        "--in-channels", type=positive_int, default=3, help="channels of the input images"
+    )
     profile.add_argument(
         "--backends",
         nargs="+",
         choices=("torch", "onnxruntime"),
         default=["torch", "onnxruntime"],
+        help="back ends to measure",
     )
     profile.add_argument(
-        "--batch-sizes", type=_int_list, default=[1, 8], help="batch sizes (default '1,8')"
+        "--batch-sizes", type=_int_list, default=[1, 8], help="batch sizes, e.g. '1,8'"
     )
     profile.add_argument("--warmup", type=non_negative_int, default=10, help="untimed rounds")
     profile.add_argument("--repeats", type=positive_int, default=50, help="timed rounds")
     profile.add_argument("--threads", type=positive_int, default=1, help="CPU threads")
-    profile.add_argument("--seed", type=int, default=0)
+    profile.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     profile.add_argument(
         "--clock",
         choices=("wall", "thread"),
         default="wall",
-        help="wall time (default), or the CPU time of the calling thread (a shared machine; "
-        "with --threads 1)",
+        help="wall time, or the CPU time of the calling thread (a shared machine; with "
+        "--threads 1)",
     )
     profile.add_argument("--quiet", action="store_true", help="no progress on stderr")
     profile.set_defaults(handler=run_latency_profile_command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from optuna_nachos.cli._format import non_negative_int, positive_int
+from optuna_nachos.cli._format import HelpFormatter, non_negative_int, positive_int
 
 
 def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,11 +21,13 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train (or resume training) a supernet into a folder",
         description="Train a supernet with the sandwich rule and in-place distillation; a "
         "checkpoint is written every epoch and the same command resumes a killed run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     train.add_argument("--dataset", required=True, help="dataset name, e.g. fashion-mnist")
     train.add_argument("--out", required=True, help="folder of the supernet (created)")
-    train.add_argument("--data-root", default=None, help="folder of the dataset files")
+    train.add_argument(
+        "--data-root", default=None, help="folder of the dataset files (default: the data layer's)"
+    )
     train.add_argument("--resolution", type=positive_int, default=32, help="input side, pixels")
     train.add_argument(
         "--data-seed",
@@ -34,7 +36,10 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seed of the validation split; searches must use the same one",
     )
     train.add_argument(
-        "--train-subset", type=positive_int, default=None, help="train on this many images only"
+        "--train-subset",
+        type=positive_int,
+        default=None,
+        help="train on this many images only (default: all)",
     )
     train.add_argument("--epochs", type=positive_int, default=10, help="passes over the data")
     train.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
@@ -48,11 +53,14 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--ofa-checkpoint",
         default=None,
-        help="start from OFA's published MobileNetV3 checkpoint file (fine-tunes it)",
+        help="start from OFA's published MobileNetV3 checkpoint file and fine-tune it "
+        "(default: none, a new supernet)",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the training randomness")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    train.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)"
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
         "--restart", action="store_true", help="ignore an existing checkpoint in --out"

@@ -21,7 +21,16 @@ COMMANDS = sorted(_subparsers())
 
 
 def test_every_command_is_listed():
-    assert COMMANDS == ["benchmark", "best", "dashboard", "export", "report", "search"]
+    assert COMMANDS == [
+        "benchmark",
+        "best",
+        "dashboard",
+        "export",
+        "latency",
+        "report",
+        "search",
+        "supernet",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -31,12 +40,26 @@ def test_every_command_has_a_description(command):
     assert parser.description.split()[0] in parser.format_help()
 
 
+def _option_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and the parsers of its nested actions (``supernet train``, ...)."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                found += _option_parsers(nested)
+    return found
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_flag_has_help_and_shows_its_default(command):
-    parser = _subparsers()[command]
+    for parser in _option_parsers(_subparsers()[command]):
+        _check_flags(command, parser)
+
+
+def _check_flags(command: str, parser: argparse.ArgumentParser) -> None:
     formatter = parser._get_formatter()
     for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
         flag = action.option_strings[0]
         assert action.help, f"{command} {flag} has no help"

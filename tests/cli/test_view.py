@@ -170,7 +170,9 @@ def test_without_optuna_dashboard_the_commands_say_how_to_install_it(
         f"sqlite:///{tmp_path / 'x.db'}",
     ]
     assert main(search) == 2
-    assert 'pip install "optuna-nachos[dashboard]"' in _error_line(capsys)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("Training on"), err  # the thread choice, then the one error line
+    assert len(err) == 2 and 'pip install "optuna-nachos[dashboard]"' in err[1]
     assert not (tmp_path / "x.db").exists(), "the search stops before it starts"
 
 
