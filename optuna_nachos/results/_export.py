@@ -265,6 +265,7 @@ def export_eenn(
         (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         _move_into(staging, out)
     except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         for folder in created:  # deepest first: the folders this export created
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -337,8 +338,10 @@ def _from_parts(
             f"{source} has {len(thresholds)} thresholds; its network has "
             f"{model.num_exits - 1} early exits and needs one threshold per early exit."
         )
-    expected = model.state_dict()
-    wrong = sorted(set(expected) ^ set(state_dict)) + sorted(
+    programs = isinstance(architecture, Mapping) and architecture.get("kind") == PROGRAMS
+    expected = {} if programs else model.state_dict()  # programs carry their own layout
+    wrong = sorted(set(expected) ^ set(state_dict)) if expected else []
+    wrong += sorted(
         name
         for name in set(expected) & set(state_dict)
         if tuple(expected[name].shape) != tuple(state_dict[name].shape)
@@ -349,7 +352,8 @@ def _from_parts(
             f"({len(wrong)} mismatched tensors, first {wrong[0]!r}); they belong to another "
             "architecture."
         )
-    model.load_state_dict(state_dict)
+    if not programs:
+        model.load_state_dict(state_dict)
     model.to(map_location).eval()
     metadata = {
         k: v for k, v in info.items() if k not in {"state_dict", "thresholds", "format", "config"}

@@ -90,12 +90,19 @@ def test_latency_constraints_on_a_mac_study(digits, space, table):
     ratios = trial.user_attrs["exit_ratios"]
     avg_latency = sum(r * v for r, v in zip(ratios, latency))
     assert trial.user_attrs["avg_latency_ms"] == pytest.approx(avg_latency)
-    assert trial.constraints["max_avg_latency_ms"] == pytest.approx(avg_latency - latency[-1] * 10)
+    # Chosen on validation: the constraint reads the validation exit ratios.
+    val_ratios = trial.user_attrs["val_exit_ratios"]
+    val_latency = sum(r * v for r, v in zip(val_ratios, latency))
+    assert trial.user_attrs["val_avg_latency_ms"] == pytest.approx(val_latency)
+    assert trial.constraints["max_avg_latency_ms"] == pytest.approx(val_latency - latency[-1] * 10)
     assert trial.constraints["max_peak_latency_ms"] == pytest.approx(-latency[-1])
     assert set(trial.constraints) <= set(CONSTRAINT_NAMES)
-    # The second objective stays average MACs.
+    # The second objective stays average MACs (on validation, where the trial is chosen).
     macs = trial.user_attrs["exit_macs"]
-    assert trial.values[1] == pytest.approx(sum(r * m for r, m in zip(ratios, macs)))
+    assert trial.values[1] == pytest.approx(sum(r * m for r, m in zip(val_ratios, macs)))
+    assert trial.user_attrs["test_avg_macs"] == pytest.approx(
+        sum(r * m for r, m in zip(ratios, macs))
+    )
     assert trial.constraints["max_avg_macs"] == pytest.approx(trial.values[1] - BUDGET)
 
 
@@ -187,9 +194,13 @@ def test_latency_study_end_to_end_on_digits(tmp_path, digits, space, table):
         if "skipped_training" in trial.user_attrs:
             continue
         ratios = trial.user_attrs["exit_ratios"]
-        accuracy, avg_latency = trial.values
-        assert avg_latency == pytest.approx(sum(r * v for r, v in zip(ratios, per_exit)))
-        assert trial.user_attrs["avg_latency_ms"] == pytest.approx(avg_latency)
+        val_ratios = trial.user_attrs["val_exit_ratios"]
+        accuracy, avg_latency = trial.values  # chosen on validation
+        assert avg_latency == pytest.approx(sum(r * v for r, v in zip(val_ratios, per_exit)))
+        assert trial.user_attrs["val_avg_latency_ms"] == pytest.approx(avg_latency)
+        assert trial.user_attrs["avg_latency_ms"] == pytest.approx(
+            sum(r * v for r, v in zip(ratios, per_exit))
+        )
         assert per_exit[0] <= avg_latency + 1e-9 <= per_exit[-1] + 2e-9
         assert math.isclose(
             trial.constraints["max_avg_latency_ms"], avg_latency - budget, rel_tol=1e-9

@@ -71,7 +71,7 @@ def test_objective_values_are_validation_and_test_attributes_match_the_exported_
     deployed = nachos.load_eenn(trial, artifact_store=store)
     images = torch.stack([digits.test[i][0] for i in range(len(digits.test))])
     labels = torch.tensor([digits.test[i][1] for i in range(len(digits.test))])
-    prediction = deployed.predict(images)
+    prediction = deployed.predict(images, preprocess=False)  # normalized already
     test_accuracy = (prediction.predictions == labels).double().mean().item()
     exits = prediction.exit_indices
     test_macs = sum(costs[j] * (exits == j).double().mean().item() for j in range(len(costs)))
@@ -82,6 +82,6 @@ def test_objective_values_are_validation_and_test_attributes_match_the_exported_
     # The validation and test splits are different images: the two figures are measured apart.
     val_images = torch.stack([digits.val[i][0] for i in range(len(digits.val))])
     val_labels = torch.tensor([digits.val[i][1] for i in range(len(digits.val))])
-    val_prediction = deployed.predict(val_images)
+    val_prediction = deployed.predict(val_images, preprocess=False)
     val_accuracy = (val_prediction.predictions == val_labels).double().mean().item()
     assert math.isclose(val_accuracy, accuracy, abs_tol=1e-9)
