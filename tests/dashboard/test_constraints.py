@@ -220,7 +220,11 @@ def test_a_samplers_proposal_is_unchanged_by_attaching(name, replayed, tmp_path)
     before = _next_params(replayed["plain"], tmp_path, SAMPLERS[name]())
     after = _next_params(replayed["attached"], tmp_path, SAMPLERS[name]())
     assert after == before
-    if name != "random":  # the comparison is not vacuous: this sampler reads the constraints
+    # The comparison is not vacuous: this sampler reads the constraints. Not for random, nor
+    # for NachosSampler here: on nine trials its surrogates rank no better than chance, so its
+    # round explores (statically feasible, space-filling candidates) and reads no stored
+    # constraint; its use of constraints is tested in tests/samplers.
+    if name not in ("random", "nachos"):
         assert _next_params(replayed["negated"], tmp_path, SAMPLERS[name]()) != before
 
 
