@@ -183,11 +183,9 @@ def _architectures(count: int, *, seed: int = 0) -> list[tuple[str, Any]]:
     of the final-exit cost of 4,000 random configurations."""
     from optuna_nachos.cost import exit_macs
     from optuna_nachos.supernet import (
-        DEPTHS,
-        EXPAND_RATIOS,
-        KERNEL_SIZES,
+        largest_config,
         random_config,
-        uniform_config,
+        smallest_config,
     )
 
     generator = torch.Generator().manual_seed(seed)
@@ -200,15 +198,11 @@ def _architectures(count: int, *, seed: int = 0) -> list[tuple[str, Any]]:
     chosen = [
         (
             "largest",
-            uniform_config(
-                max(DEPTHS), max(KERNEL_SIZES), max(EXPAND_RATIOS), resolution=RESOLUTION
-            ),
+            largest_config(resolution=RESOLUTION),
         ),
         (
             "smallest",
-            uniform_config(
-                min(DEPTHS), min(KERNEL_SIZES), min(EXPAND_RATIOS), resolution=RESOLUTION
-            ),
+            smallest_config(resolution=RESOLUTION),
         ),
     ]
     chosen += [(f"q{k + 1:02d}", pool[index]) for k, index in enumerate(picks)]

@@ -20,7 +20,9 @@ from optuna_nachos.supernet._network import (
     EXPAND_RATIOS,
     KERNEL_SIZES,
     Supernet,
+    largest_config,
     random_config,
+    smallest_config,
     uniform_config,
 )
 from optuna_nachos.supernet._ofa_import import OFA_CHECKPOINT_NAME, import_ofa_checkpoint
@@ -39,10 +41,12 @@ __all__ = [
     "SupernetError",
     "SupernetSettings",
     "import_ofa_checkpoint",
+    "largest_config",
     "load_supernet",
     "random_config",
     "read_metadata",
     "recalibrate_batchnorm",
+    "smallest_config",
     "subnet_accuracies",
     "train_supernet",
     "uniform_config",

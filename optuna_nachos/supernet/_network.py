@@ -122,6 +122,16 @@ def uniform_config(depth: int, kernel: int, expand: int, *, resolution: int) -> 
     )
 
 
+def largest_config(*, resolution: int) -> EENNConfig:
+    """The largest subnet: deepest stages, largest kernels and expand ratios, every exit."""
+    return uniform_config(max(DEPTHS), max(KERNEL_SIZES), max(EXPAND_RATIOS), resolution=resolution)
+
+
+def smallest_config(*, resolution: int) -> EENNConfig:
+    """The smallest subnet: shallowest stages, smallest kernels and expand ratios, every exit."""
+    return uniform_config(min(DEPTHS), min(KERNEL_SIZES), min(EXPAND_RATIOS), resolution=resolution)
+
+
 def random_config(generator: torch.Generator, *, resolution: int) -> EENNConfig:
     """A configuration drawn uniformly, layer by layer, with ``generator``."""
 

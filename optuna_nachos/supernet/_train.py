@@ -32,12 +32,10 @@ from optuna_nachos.supernet._io import (
     write_metadata,
 )
 from optuna_nachos.supernet._network import (
-    DEPTHS,
-    EXPAND_RATIOS,
-    KERNEL_SIZES,
     Supernet,
+    largest_config,
     random_config,
-    uniform_config,
+    smallest_config,
 )
 from optuna_nachos.supernet._settings import SupernetSettings
 
@@ -98,15 +96,11 @@ def subnet_accuracies(
     for name, config in (
         (
             "largest",
-            uniform_config(
-                max(DEPTHS), max(KERNEL_SIZES), max(EXPAND_RATIOS), resolution=supernet.resolution
-            ),
+            largest_config(resolution=supernet.resolution),
         ),
         (
             "smallest",
-            uniform_config(
-                min(DEPTHS), min(KERNEL_SIZES), min(EXPAND_RATIOS), resolution=supernet.resolution
-            ),
+            smallest_config(resolution=supernet.resolution),
         ),
     ):
         config = dataclasses.replace(config, exit_head=supernet.exit_head_names[0])
@@ -364,15 +358,11 @@ def _sandwich_step(
     configs = [
         (
             "largest",
-            uniform_config(
-                max(DEPTHS), max(KERNEL_SIZES), max(EXPAND_RATIOS), resolution=resolution
-            ),
+            largest_config(resolution=resolution),
         ),
         (
             "smallest",
-            uniform_config(
-                min(DEPTHS), min(KERNEL_SIZES), min(EXPAND_RATIOS), resolution=resolution
-            ),
+            smallest_config(resolution=resolution),
         ),
     ]
     configs += [
