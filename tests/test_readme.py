@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import optuna_nachos as nachos
 
@@ -53,3 +54,31 @@ def test_readme_quickstart_runs(monkeypatch, capsys) -> None:
     assert 0.0 <= trial.user_attrs["test_accuracy"] <= 1.0
     accuracy, avg_macs = trial.values
     assert 0.0 <= accuracy <= 1.0 and avg_macs > 0
+
+
+@pytest.mark.slow
+def test_docs_quickstart_runs_from_first_block_to_last(tmp_path, monkeypatch) -> None:
+    """Every Python block of the quickstart page, in order, in one namespace, as written."""
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 5
+    code = "\n".join(blocks)
+    assert "n_trials=20" in code and "epochs=3" in code
+    code = code.replace("n_trials=20", "n_trials=1").replace("epochs=3", "epochs=1")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "quickstart"}
+    exec(compile(code, "quickstart.md", "exec"), namespace)
+
+    model, x = namespace["model"], namespace["x"]
+    assert x.shape[1] == 1  # grey-scale digits
+    assert len(namespace["costs"]) == model.num_exits
+    assert len(namespace["thresholds"]) == model.num_exits - 1
+    # The real image went through the recorded preprocessing and was classified.
+    eenn, prediction = namespace["eenn"], namespace["prediction"]
+    assert eenn.preprocessing is not None and eenn.preprocessing.resolution == 32
+    assert prediction.predictions.shape == (1,)
+    assert 0 <= int(prediction.predictions[0]) < 10
+    assert 0 <= int(prediction.exit_indices[0]) < model.num_exits
+    # Same decision as the trained network on the dataset's own pipeline for that digit.
+    own = model.predict(eenn.preprocess(namespace["image"]), thresholds=namespace["thresholds"])
+    assert torch.equal(own.predictions, prediction.predictions)
