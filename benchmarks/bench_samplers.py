@@ -523,6 +523,7 @@ def _run_one(job: tuple) -> dict:
 
     import optuna
 
+    from optuna_nachos.samplers import round_diagnostics
     from optuna_nachos.space import MobileNetV3Space
 
     name, seed, n_trials, budget, min_accuracy, n_startup, measurements = job
@@ -543,7 +544,7 @@ def _run_one(job: tuple) -> dict:
     for t in study.trials:
         feasible = bool(t.constraints) and all(v <= 0 for v in t.constraints.values())
         trials.append({"accuracy": t.values[0], "avg_macs": t.values[1], "feasible": feasible})
-    rounds = study.user_attrs.get("nachos_rounds", [])
+    rounds = round_diagnostics(study)
     return {
         "sampler": name,
         "seed": seed,

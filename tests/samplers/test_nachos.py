@@ -17,8 +17,8 @@ from optuna_nachos.cost import exit_macs, total_params
 from optuna_nachos.samplers import (
     PROPOSAL_ATTR,
     ROUND_ATTR_PREFIX,
-    ROUNDS_USER_ATTR,
     NachosSampler,
+    round_diagnostics,
 )
 from optuna_nachos.space import MobileNetV3Space
 
@@ -58,11 +58,6 @@ def eenn_study(sampler: NachosSampler, storage: Any = None) -> optuna.Study:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["accuracy", "avg_macs"])
     return study
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _claimed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -114,7 +109,7 @@ def test_round_diagnostics_recorded_and_logged(caplog: pytest.LogCaptureFixture)
     study = eenn_study(sampler)
     with caplog.at_level(logging.INFO, logger="optuna_nachos"):
         study.optimize(eenn_objective(space), n_trials=18)
-    rounds = study.user_attrs[ROUNDS_USER_ATTR]
+    rounds = round_diagnostics(study)
     assert [r["round"] for r in rounds] == [0, 1]
     for info in rounds:
         assert set(info["surrogates"]) == {"accuracy", "exit_position"}
@@ -262,7 +257,7 @@ def test_generic_search_space_with_independent_fallback(tmp_path: Any) -> None:
     keys = [tuple(t.params[n] for n in sorted(names)) for t in study.trials]
     assert len(set(keys)) == len(keys)
     # The stored constraint got a surrogate, and most proposals satisfy it.
-    info = study.user_attrs[ROUNDS_USER_ATTR][-1]
+    info = round_diagnostics(study)[-1]
     assert "constraint:depth_limit" in info["surrogates"]
     feasible = [t.constraints["depth_limit"] <= 0 for t in claimed]
     assert sum(feasible) >= 0.7 * len(feasible)
@@ -299,7 +294,6 @@ def test_sampler_pickles_and_copies() -> None:
         {"surrogates": ()},
         {"max_avg_macs": 0},
         {"max_peak_macs": 1e6},  # needs a space
-        {"space": object()},
         {"selection": "best"},
         {"exploration": 1.5},
     ],
@@ -324,7 +318,7 @@ def test_objective_roles_from_directions_and_explicit_indices() -> None:
     study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
     objective = eenn_objective(space)
     study.optimize(lambda t: tuple(reversed(objective(t))), n_trials=14)
-    info = study.user_attrs[ROUNDS_USER_ATTR][0]
+    info = round_diagnostics(study)[0]
     assert set(info["surrogates"]) == {"objective1", "exit_position"}
 
     bad = NachosSampler(space=space, accuracy_objective=5, **FAST)

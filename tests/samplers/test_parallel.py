@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import types
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,8 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_nachos.cost import exit_macs
-from optuna_nachos.samplers import PROPOSAL_ATTR, NachosSampler
+from optuna_nachos.samplers import PROPOSAL_ATTR, NachosSampler, _claims
+from optuna_nachos.samplers._claims import MAX_CLAIM_ATTEMPTS
 from optuna_nachos.space import MobileNetV3Space
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +79,6 @@ def _create(storage: Any) -> optuna.Study:
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_threads_share_rounds(backend: str, tmp_path: Path) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = MobileNetV3Space()
     storage = None if backend == "memory" else f"sqlite:///{tmp_path / 'threads.db'}"
     study = _create(storage)
@@ -160,35 +164,79 @@ def test_processes_share_rounds(backend: str, tmp_path: Path) -> None:
     _check_no_repeats(study, MobileNetV3Space(), 2 * n_per_worker)
 
 
-def test_racing_claims_step_back(tmp_path: Path) -> None:
-    """A claim written by another process at the same moment makes the later claimer retry."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def _journal_study(tmp_path: Path) -> tuple[optuna.Study, Any, MobileNetV3Space]:
+    """A study on a journal file (a storage other processes share), past its random start."""
     space = MobileNetV3Space()
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "race.log"))
     )
     study = _create(storage)
-    study.sampler = NachosSampler(space=space, seed=0, **SETTINGS)
+    study.sampler = NachosSampler(space=space, seed=0, warn_independent_sampling=False, **SETTINGS)
     study.optimize(_objective(space), n_trials=8)  # the random start
+    return study, storage, space
 
-    rival = study.ask()  # a trial of "another process", not sampled yet
+
+@contextlib.contextmanager
+def _rival_claims(study: optuna.Study, storage: Any, *, every: bool = False) -> Iterator[list]:
+    """Make a rival trial ("another process") write the very same claim just before this
+    process's claim lands: the first claim only, or ``every`` one; yields the raced claims."""
+    rival = study.ask()  # not sampled yet
     original = storage.set_trial_system_attr
     raced: list[Any] = []
 
     def racing_set(trial_id: int, key: str, value: Any) -> None:
-        # The other process writes the very same claim just before this one lands.
-        if key == PROPOSAL_ATTR and value is not None and not raced:
+        if key == PROPOSAL_ATTR and value is not None and (every or not raced):
             raced.append(value)
             original(rival._trial_id, key, value)
         original(trial_id, key, value)
 
-    storage.set_trial_system_attr = racing_set  # type: ignore[method-assign]
+    storage.set_trial_system_attr = racing_set
     try:
+        yield raced
+    finally:
+        storage.set_trial_system_attr = original
+
+
+def test_racing_claims_step_back(tmp_path: Path) -> None:
+    """A claim written by another process at the same moment makes the later claimer retry."""
+    study, storage, space = _journal_study(tmp_path)
+    with _rival_claims(study, storage) as raced:
         trial = study.ask()
         config = space.suggest(trial)
-    finally:
-        storage.set_trial_system_attr = original  # type: ignore[method-assign]
     assert raced, "no claim was written"
     mine = storage.get_trial_system_attrs(trial._trial_id)[PROPOSAL_ATTR]
     assert mine is not None and mine["params"] != raced[0]["params"]
     assert config == space.config_from_params(mine["params"])
+
+
+def test_lock_is_free_while_a_contested_claim_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two contested attempts, the sampler's other threads can take its lock."""
+    study, storage, space = _journal_study(tmp_path)
+    lock = study.sampler._lock
+    waits: list[tuple[float, bool]] = []
+
+    def sleep(seconds: float) -> None:
+        taken: list[bool] = []
+
+        def other_thread() -> None:
+            taken.append(lock.acquire(blocking=False))
+            if taken[0]:
+                lock.release()
+
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        waits.append((seconds, taken[0]))
+
+    monkeypatch.setattr(_claims, "time", types.SimpleNamespace(sleep=sleep))
+    with _rival_claims(study, storage, every=True) as raced:
+        trial = study.ask()
+        space.suggest(trial)
+    # Every attempt was contested: the claimer waited between attempts, then gave up.
+    assert len(raced) == len(waits) == MAX_CLAIM_ATTEMPTS
+    assert all(free for _, free in waits)
+    assert all(0.01 <= seconds <= 0.2 for seconds, _ in waits)
+    assert storage.get_trial_system_attrs(trial._trial_id)[PROPOSAL_ATTR] is None
+    assert not lock.locked()

@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
-from optuna_nachos.samplers import ROUNDS_USER_ATTR, NachosSampler
+from optuna_nachos.samplers import NachosSampler, round_diagnostics
 from optuna_nachos.samplers._surrogates import fit_surrogate
 
 
@@ -70,7 +70,7 @@ def _rounds(objective, *, seed: int = 0) -> list[dict]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["accuracy", "avg_macs"])
     study.optimize(objective, n_trials=24)
-    return study.user_attrs[ROUNDS_USER_ATTR]
+    return round_diagnostics(study)
 
 
 def _params(trial: optuna.Trial) -> np.ndarray:
