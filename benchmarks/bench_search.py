@@ -33,7 +33,7 @@ import torch
 
 README_ARGS = [
     "search", "--dataset", "digits", "--resolution", "16", "--n-trials", "12",
-    "--sampler", "motpe", "--max-avg-macs", "1.5M", "--min-accuracy", "0.65",
+    "--sampler", "motpe", "--max-avg-macs", "3M", "--min-accuracy", "0.65",
     "--backbone-epochs", "6", "--warmup-epochs", "2", "--exit-epochs", "2",
     "--batch-size", "64", "--storage", "sqlite:///nachos.db",
 ]  # fmt: skip

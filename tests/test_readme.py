@@ -82,3 +82,23 @@ def test_docs_quickstart_runs_from_first_block_to_last(tmp_path, monkeypatch) ->
     # Same decision as the trained network on the dataset's own pipeline for that digit.
     own = model.predict(eenn.preprocess(namespace["image"]), thresholds=namespace["thresholds"])
     assert torch.equal(own.predictions, prediction.predictions)
+
+
+def test_readme_search_command_is_the_one_the_search_benchmark_times() -> None:
+    """The README's timing of its main command comes from ``benchmarks/bench_search.py``."""
+    import importlib.util
+    import shlex
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_search", ROOT / "benchmarks" / "bench_search.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    readme = (ROOT / "README.md").read_text()
+    commands = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("optuna-nachos search --dataset digits")
+    ]
+    assert len(commands) == 1
+    assert shlex.split(commands[0])[1:] == bench.README_ARGS
