@@ -20,6 +20,7 @@ from optuna.search_space import intersection_search_space
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nachos._logging import get_logger
 from optuna_nachos.samplers._costs import (
     MAX_AVG_MACS,
     MAX_PARAMS,
@@ -39,7 +40,7 @@ from optuna_nachos.samplers._nsga2 import (
 )
 from optuna_nachos.samplers._surrogates import SURROGATE_NAMES, Surrogate, fit_surrogate
 
-_logger = optuna.logging.get_logger("optuna_nachos")
+_logger = get_logger(__name__)
 
 PROPOSAL_ATTR = "nachos:proposal"
 """Trial system attribute holding the proposal a trial claimed: ``{"round", "index", "params"}``."""
