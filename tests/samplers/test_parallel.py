@@ -9,6 +9,7 @@ import sys
 import textwrap
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,17 @@ def _check_no_repeats(study: optuna.Study, space: MobileNetV3Space, n_trials: in
         assert trial.params == trial.system_attrs[PROPOSAL_ATTR]["params"]
 
 
+@pytest.fixture(autouse=True)
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial lines off during these tests, and back as they were after."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def _create(storage: Any) -> optuna.Study:
     study = optuna.create_study(
         study_name="parallel", storage=storage, directions=["maximize", "minimize"]
@@ -74,7 +86,6 @@ def _create(storage: Any) -> optuna.Study:
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_threads_share_rounds(backend: str, tmp_path: Path) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = MobileNetV3Space()
     storage = None if backend == "memory" else f"sqlite:///{tmp_path / 'threads.db'}"
     study = _create(storage)
@@ -162,7 +173,6 @@ def test_processes_share_rounds(backend: str, tmp_path: Path) -> None:
 
 def test_racing_claims_step_back(tmp_path: Path) -> None:
     """A claim written by another process at the same moment makes the later claimer retry."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = MobileNetV3Space()
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "race.log"))
