@@ -93,7 +93,7 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _parse_amount(text: str, what: str) -> float:
+def _parse_amount(text: str, what: str, example: str) -> float:
     """A positive finite number with an optional K, M or G suffix (``2.7M``, ``950K``)."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*", text)
     if match is None:
@@ -114,12 +114,12 @@ def _article(what: str) -> str:
 
 def parse_macs(text: str) -> float:
     """Parse a MAC amount such as ``2700000``, ``2.7M``, ``950K`` or ``1.2G``."""
-    return _parse_amount(text, "MAC amount")
+    return _parse_amount(text, "MAC amount", "2.7M")
 
 
 def parse_count(text: str) -> int:
     """Parse a positive whole count such as ``1500000``, ``1.5M`` or ``60K``."""
-    value = _parse_amount(text, "count")
+    value = _parse_amount(text, "count", "1.5M")
     if value != int(value):
         raise argparse.ArgumentTypeError(f"a count must be a whole number, got {text!r}")
     return int(value)
