@@ -1,5 +1,6 @@
 """Settings shared by every test."""
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,20 @@ def _image_export_retried() -> Iterator[None]:
     from optuna_nachos.visualization import _save
 
     _save._image_export_problem = None
+
+
+@pytest.fixture
+def nachos_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """``caplog`` that also sees the package's messages: they go to Optuna's logger, which
+    does not pass them on to the root logger where ``caplog`` listens unless told to. Set
+    levels with ``nachos_log.at_level(level, logger=LOGGER_NAME)``."""
+    optuna_logger = logging.getLogger("optuna")
+    propagate = optuna_logger.propagate
+    optuna_logger.propagate = True
+    try:
+        yield caplog
+    finally:
+        optuna_logger.propagate = propagate
 
 
 @dataclass(frozen=True)

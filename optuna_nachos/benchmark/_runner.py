@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ from optuna_nachos.study import (
 )
 from optuna_nachos.train import TrainConfig
 
-_logger = get_logger()
+_logger = get_logger(__name__)
+
+TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 ARTIFACTS_DIR = "artifacts"
 PARTS_FILE = "parts.json"
@@ -230,8 +232,13 @@ def run_experiment(
     out_dir: Path,
     *,
     timeout: float | None = None,
+    callbacks: Sequence[TrialCallback] = (),
 ) -> optuna.Study:
-    """Run (or resume) one experiment for one seed; return its study."""
+    """Run (or resume) one experiment for one seed; return its study.
+
+    ``callbacks`` are called after each trial, as :func:`~optuna_nachos.study.run_search`
+    calls them.
+    """
     storage = storage_url(out_dir, experiment.part)
     objective = _objective(suite, experiment, seed, out_dir / ARTIFACTS_DIR)
     study = _study(suite, experiment, seed, objective, storage)
@@ -256,6 +263,7 @@ def run_experiment(
             n_trials=n_trials,
             timeout=timeout,
             lock_path=storage_lock_path(storage),
+            callbacks=callbacks,
         )
     return study
 
@@ -282,6 +290,7 @@ def run_parts(
     *,
     parts: Iterable[str] | None = None,
     timeout: float | None = None,
+    callbacks: Sequence[TrialCallback] = (),
 ) -> dict[str, bool]:
     """Run (or resume) the parts of a suite.
 
@@ -295,6 +304,9 @@ def run_parts(
         parts: The parts to run (all by default), in the suite's order.
         timeout: Seconds after which each part stops starting new trials (it resumes on the
             next call).
+        callbacks: Called with the study and the frozen trial after each trial of every
+            experiment (a progress line, for example). Each experiment and each finished part
+            is logged at the INFO level as it starts and ends.
 
     Returns:
         For every part run, whether it completed.
@@ -321,9 +333,18 @@ def run_parts(
                     complete = False
                     break
                 _logger.info("Part %s: %s", part, study_name(experiment, seed))
-                study = run_experiment(suite, experiment, seed, out_dir, timeout=left)
+                study = run_experiment(
+                    suite, experiment, seed, out_dir, timeout=left, callbacks=callbacks
+                )
                 complete &= part_finished(study, experiment)
-        _record_part(out_dir, part, time.perf_counter() - started, complete)
+        seconds = time.perf_counter() - started
+        _record_part(out_dir, part, seconds, complete)
+        _logger.info(
+            "Part %s %s after %.0f s.",
+            part,
+            "complete" if complete else "stopped early (run again to resume)",
+            seconds,
+        )
         status[part] = complete
     return status
 

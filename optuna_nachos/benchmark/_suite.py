@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, from the registry (a dependency on Python 3.10 only)
+    import tomli as tomllib
 
+from optuna_nachos._errors import UserError
 from optuna_nachos.study import SAMPLER_NAMES
 from optuna_nachos.train import TrainConfig
 
@@ -27,7 +32,7 @@ DEFAULT_SUITES_DIR = Path(__file__).resolve().parent / "suites"
 name works from any folder."""
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError, ValueError):
     """A suite file is missing or malformed."""
 
 

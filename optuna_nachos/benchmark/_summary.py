@@ -35,7 +35,7 @@ from optuna_nachos.results import hypervolume, load_eenn
 from optuna_nachos.results._export import ARTIFACT_ATTR
 from optuna_nachos.study import reported_values, selection_values, study_settings
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 SCHEMA = "optuna-nachos-benchmark/1"
 RESULTS_FILE = "results.json"

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from optuna_nachos.cli._format import CommandError, HelpFormatter, positive_int
+from optuna_nachos.cli._format import (
+    CommandError,
+    HelpFormatter,
+    positive_int,
+    print_trial_summary,
+    search_output,
+)
 
 
 def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +81,14 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     try:
         suite = load_suite(args.suite, suites_dir=args.suites_dir, variants=args.variant)
         if not args.summarize_only:
-            status = run_parts(suite, args.out, parts=args.part, timeout=args.timeout)
+            with search_output():  # each part, trial and epoch as it runs
+                status = run_parts(
+                    suite,
+                    args.out,
+                    parts=args.part,
+                    timeout=args.timeout,
+                    callbacks=[print_trial_summary],
+                )
             for part, complete in status.items():
                 print(f"part {part}: {'complete' if complete else 'stopped early (run again)'}")
     except SuiteError as error:

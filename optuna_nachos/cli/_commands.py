@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
-
-import optuna
+from typing import TYPE_CHECKING
 
 from optuna_nachos.cli._format import (
-    OPTUNA_TRIAL_LOGGER,
     CommandError,
     HelpFormatter,
-    QuietTrialLog,
+    LazyChoices,
     format_front,
     non_negative_int,
+    parse_count,
     parse_fraction,
     parse_macs,
     parse_seconds,
     positive_int,
     print_trial_summary,
+    search_output,
+    settings_errors,
 )
 from optuna_nachos.cli._latency import positive_float
 from optuna_nachos.cli._threads import AUTO, parse_threads, set_threads
-from optuna_nachos.study import DEFAULT_STORAGE, SAMPLER_NAMES
+
+if TYPE_CHECKING:  # Optuna is imported by the commands, not by ``--help``
+    import optuna
 
 PROG = "optuna-nachos"
+
+DEFAULT_STORAGE = "sqlite:///nachos.db"
+"""``--storage`` when none is given: :data:`optuna_nachos.study.DEFAULT_STORAGE`, spelled out
+here so that ``--help`` does not import Optuna."""
 
 DEFAULT_ARTIFACTS = "nachos_artifacts"
 ARTIFACTS_ATTR = "nachos_artifacts"
@@ -43,6 +49,12 @@ TRAIN_DEFAULTS = {"backbone_epochs": 10, "warmup_epochs": 5, "exit_epochs": 5, "
 
 STUDY_NAME = "nachos"
 """The study name of ``search`` when none is given."""
+
+STORAGE_HELP = (
+    "Optuna storage URL: sqlite:///FILE, journal:///FILE (a journal file), a database URL "
+    "such as postgresql://USER@HOST/DB, or grpc://HOST:PORT (an Optuna storage proxy)"
+)
+"""Help of ``--storage``."""
 
 STUDY_NAME_HELP = f"study name (default: {STUDY_NAME!r}, or the storage's only study)"
 """Help of ``--study-name`` for the commands that read a study."""
@@ -62,7 +74,7 @@ def _add_storage_arguments(
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help="Optuna storage URL (journal:///FILE for a journal file)",
+        help=STORAGE_HELP,
     )
     parser.add_argument("--study-name", default=None, help=study_help)
     parser.add_argument(
@@ -103,7 +115,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--sampler",
-        choices=SAMPLER_NAMES,
+        choices=LazyChoices("optuna_nachos.study", "SAMPLER_NAMES"),
+        metavar="SAMPLER",
         default="motpe",
         help="search strategy: multi-objective TPE, NSGA-II/III, Gaussian process, random, or "
         "the NACHOS surrogate-assisted sampler",
@@ -136,9 +149,9 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-params",
-        type=positive_int,
+        type=parse_count,
         default=None,
-        help="limit on the parameters of the whole network (default: none)",
+        help="limit on the parameters of the whole network, e.g. 1.5M (default: none)",
     )
     parser.add_argument(
         "--latency-table",
@@ -179,9 +192,11 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--space",
-        choices=("mobilenetv3", "edanas"),
+        choices=LazyChoices("optuna_nachos.space", "list_spaces"),
+        metavar="SPACE",
         default="mobilenetv3",
-        help="search space: the NACHOS MobileNetV3 space, or EDANAS-style threshold genes",
+        help="search space, as registered with optuna_nachos.space.register_space: "
+        "mobilenetv3 is the NACHOS MobileNetV3 space, edanas its EDANAS-style threshold genes",
     )
     parser.add_argument(
         "--resolution",
@@ -205,9 +220,9 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         )
     parser.add_argument(
         "--train-subset",
-        type=positive_int,
+        type=parse_count,
         default=None,
-        help="train on this many images only, for quick searches (default: all)",
+        help="train on this many images only, e.g. 10K, for quick searches (default: all)",
     )
     parser.add_argument(
         "--calibration",
@@ -329,6 +344,8 @@ def artifacts_folder(args: argparse.Namespace, study: optuna.Study | None = None
 
 
 def _artifact_store(folder: Path, *, create: bool) -> optuna.artifacts.FileSystemArtifactStore:
+    import optuna
+
     if create:
         folder.mkdir(parents=True, exist_ok=True)
     return optuna.artifacts.FileSystemArtifactStore(str(folder))
@@ -349,6 +366,8 @@ def _open(args: argparse.Namespace, *, must_exist: bool = False):
 
 
 def _load_study(args: argparse.Namespace) -> optuna.Study:
+    import optuna
+
     storage = _open(args, must_exist=True)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     name = resolve_study_name(args.study_name, names)
@@ -412,6 +431,8 @@ def _check_device(device: str | None) -> None:
 
 
 def run_search_command(args: argparse.Namespace) -> int:
+    import optuna
+
     from optuna_nachos.data import list_datasets
     from optuna_nachos.objective import NachosObjective
     from optuna_nachos.results import admissible_trials, hypervolume
@@ -459,7 +480,9 @@ def run_search_command(args: argparse.Namespace) -> int:
         from optuna_nachos.cli._view import dashboard_callback
 
         callbacks.append(dashboard_callback())
-    train_config = TrainConfig(seed=args.seed, progress=False, **overrides)
+    # Batch bars of the running epoch, under the trial bar, on a terminal only.
+    progress = False if args.no_progress else None
+    train_config = TrainConfig(seed=args.seed, progress=progress, **overrides)
     resolution = args.resolution or 32
     if args.supernet is not None:
         from optuna_nachos.supernet import read_metadata
@@ -471,27 +494,29 @@ def run_search_command(args: argparse.Namespace) -> int:
                 f"--resolution {args.resolution} differs from the supernet's {resolution}; "
                 f"drop --resolution or train a supernet at {args.resolution}"
             )
-    space = get_space(args.space, min_exits=args.min_exits, resolutions=(resolution,))
     latency_table = _latency_settings(args)
-    objective = NachosObjective(
-        dataset=args.dataset,
-        data_root=args.data_root,
-        space=space,
-        max_avg_macs=args.max_avg_macs,
-        min_accuracy=args.min_accuracy,
-        max_peak_macs=args.max_peak_macs,
-        max_params=args.max_params,
-        train_config=train_config,
-        calibration=args.calibration,
-        train_subset=args.train_subset,
-        supernet=args.supernet,
-        data_seed=args.data_seed,
-        latency_table=latency_table,
-        max_avg_latency_ms=args.max_avg_latency_ms,
-        max_peak_latency_ms=args.max_peak_latency_ms,
-        cost_objective=args.objective,
-        latency_backend=args.latency_backend,
-    )
+    # The ValueErrors these raise are their documented checks of the settings the flags gave.
+    with settings_errors():
+        space = get_space(args.space, min_exits=args.min_exits, resolutions=(resolution,))
+        objective = NachosObjective(
+            dataset=args.dataset,
+            data_root=args.data_root,
+            space=space,
+            max_avg_macs=args.max_avg_macs,
+            min_accuracy=args.min_accuracy,
+            max_peak_macs=args.max_peak_macs,
+            max_params=args.max_params,
+            train_config=train_config,
+            calibration=args.calibration,
+            train_subset=args.train_subset,
+            supernet=args.supernet,
+            data_seed=args.data_seed,
+            latency_table=latency_table,
+            max_avg_latency_ms=args.max_avg_latency_ms,
+            max_peak_latency_ms=args.max_peak_latency_ms,
+            cost_objective=args.objective,
+            latency_backend=args.latency_backend,
+        )
     storage = _open(args)
     sampler_kwargs = {}
     if args.sampler == "nachos":
@@ -503,32 +528,33 @@ def run_search_command(args: argparse.Namespace) -> int:
     with StudyLock(storage, study_name, lock_path=lock_path)():
         # Under the lock: workers started together create the study once, and each gets its
         # own worker number, hence its own sampler seed.
-        study = create_study(
-            study_name=study_name,
-            storage=storage,
-            settings={**objective.settings(), "sampler": args.sampler, "seed": args.seed},
-            new_settings=args.new_settings,
-            metric_names=LATENCY_METRIC_NAMES if args.objective == "latency" else METRIC_NAMES,
-        )
+        with settings_errors():  # another study's directions, or other settings
+            study = create_study(
+                study_name=study_name,
+                storage=storage,
+                settings={**objective.settings(), "sampler": args.sampler, "seed": args.seed},
+                new_settings=args.new_settings,
+                metric_names=LATENCY_METRIC_NAMES if args.objective == "latency" else METRIC_NAMES,
+            )
         folder = artifacts_folder(args, study)
         if study.user_attrs.get(ARTIFACTS_ATTR) != str(folder):
             study.set_user_attr(ARTIFACTS_ATTR, str(folder))
         worker, n_existing = register_worker(study)
     seed = derive_seed(args.seed, worker, n_existing)
-    study.sampler = create_sampler(args.sampler, space=space, seed=seed, **sampler_kwargs)
+    with settings_errors():
+        study.sampler = create_sampler(args.sampler, space=space, seed=seed, **sampler_kwargs)
     objective.artifact_store = _artifact_store(folder, create=True)
-    quiet = QuietTrialLog()
-    logging.getLogger(OPTUNA_TRIAL_LOGGER).addFilter(quiet)
     try:
-        run_search(
-            study,
-            objective,
-            n_trials=args.n_trials,
-            timeout=args.timeout,
-            lock_path=lock_path,
-            show_progress_bar=not args.no_progress,
-            callbacks=callbacks,
-        )
+        with search_output():
+            run_search(
+                study,
+                objective,
+                n_trials=args.n_trials,
+                timeout=args.timeout,
+                lock_path=lock_path,
+                show_progress_bar=not args.no_progress,
+                callbacks=callbacks,
+            )
     except KeyboardInterrupt:
         print(
             f"{PROG}: interrupted: {finished_trials(study)} of {args.n_trials} trials finished "
@@ -536,8 +562,6 @@ def run_search_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return INTERRUPTED_STATUS
-    finally:
-        logging.getLogger(OPTUNA_TRIAL_LOGGER).removeFilter(quiet)
     front = admissible_trials(study)
     finished = finished_trials(study)
     print(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
+
+from optuna_nachos._errors import UserError
+from optuna_nachos._logging import LOGGER_NAME, OPTUNA_LOGGER
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -17,8 +21,54 @@ if TYPE_CHECKING:
 _SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 
 
-class CommandError(Exception):
-    """A user error: printed as one line, exit status 2."""
+class CommandError(UserError):
+    """A wrong command line: printed as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def settings_errors() -> Iterator[None]:
+    """Turn the ``ValueError`` of a call whose documented ``ValueError`` is a check of the
+    settings that the flags gave into a one-line :class:`CommandError`; the original stays
+    attached (``--verbose`` shows it). Wrap only such calls: elsewhere a ``ValueError`` is a
+    bug and keeps its traceback."""
+    try:
+        yield
+    except UserError:
+        raise
+    except ValueError as error:
+        raise CommandError(str(error).rstrip(".")) from error
+
+
+class LazyChoices:
+    """The choices of a flag, read from a module when first needed: the module imports PyTorch
+    or Optuna, which ``--help`` does not. Give the flag a ``metavar`` (argparse lists the
+    choices of a flag without one as it adds the flag); :class:`HelpFormatter` lists them in
+    the flag's help.
+
+    Args:
+        module: The module that holds the choices.
+        name: A sequence of names in ``module``, or a function that returns one (a registry's
+            ``list_spaces``).
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def _names(self) -> list[str]:
+        import importlib
+
+        names = getattr(importlib.import_module(self.module), self.name)
+        return list(names() if callable(names) else names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -28,6 +78,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
+        if isinstance(action.choices, LazyChoices):  # the metavar cannot list them
+            text = f"{text}; one of: {', '.join(action.choices)}"
         default = action.default
         if (
             "default" in text
@@ -41,20 +93,36 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def parse_macs(text: str) -> float:
-    """Parse a MAC amount such as ``2700000``, ``2.7M``, ``950K`` or ``1.2G``."""
+def _parse_amount(text: str, what: str, example: str) -> float:
+    """A positive finite number with an optional K, M or G suffix (``2.7M``, ``950K``)."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*", text)
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"invalid MAC amount {text!r}: use a number with an optional K, M or G suffix, "
-            "e.g. 2.7M"
+            f"invalid {what} {text!r}: use a number with an optional K, M or G suffix, e.g. 2.7M"
         )
     value = float(match.group(1)) * _SUFFIXES[match.group(2).upper()]
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"a MAC amount must be finite, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{_article(what)} must be finite, got {text!r}")
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"a MAC amount must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{_article(what)} must be positive, got {text!r}")
     return value
+
+
+def _article(what: str) -> str:
+    return f"{'an' if what[0] in 'aeiou' else 'a'} {what}"
+
+
+def parse_macs(text: str) -> float:
+    """Parse a MAC amount such as ``2700000``, ``2.7M``, ``950K`` or ``1.2G``."""
+    return _parse_amount(text, "MAC amount", "2.7M")
+
+
+def parse_count(text: str) -> int:
+    """Parse a positive whole count such as ``1500000``, ``1.5M`` or ``60K``."""
+    value = _parse_amount(text, "count", "1.5M")
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"a count must be a whole number, got {text!r}")
+    return int(value)
 
 
 def parse_seconds(text: str) -> float:
@@ -152,15 +220,40 @@ def _megamacs(value: float) -> str:
 
 
 class QuietTrialLog(logging.Filter):
-    """Drops Optuna's "Trial N finished with values ... and parameters: {...}" log records."""
+    """Drops the log lines of a finished trial that :func:`print_trial_summary` replaces:
+    Optuna's "Trial N finished with values ... and parameters: {...}" and the search's own
+    "Trial N finished with values [...]"."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("Trial ") and " and parameters: " in message)
+        return not (message.startswith("Trial ") and " finished with values" in message)
 
 
 #: The logger of Optuna's per-trial "finished" line.
 OPTUNA_TRIAL_LOGGER = "optuna.study.study"
+
+#: The loggers whose "Trial N finished" lines :class:`QuietTrialLog` drops.
+TRIAL_LOGGERS = (OPTUNA_TRIAL_LOGGER, f"{LOGGER_NAME}.study._search")
+
+
+@contextlib.contextmanager
+def search_output() -> Iterator[None]:
+    """How a search speaks while it runs: the package's and Optuna's messages (each trial's
+    phases and training epochs) above the progress bars instead of through them, and one
+    summary line per finished trial (:func:`print_trial_summary`) instead of the per-trial log
+    lines."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    quiet = QuietTrialLog()
+    loggers = [logging.getLogger(name) for name in TRIAL_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        with logging_redirect_tqdm(loggers=[logging.getLogger(OPTUNA_LOGGER)]):
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def print_trial_summary(study: object, trial: FrozenTrial) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from optuna_nachos.cli._format import HelpFormatter, non_negative_int, positive_int
+from optuna_nachos.cli._format import (
+    HelpFormatter,
+    non_negative_int,
+    parse_count,
+    positive_int,
+    settings_errors,
+)
 
 
 def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,9 +43,9 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--train-subset",
-        type=positive_int,
+        type=parse_count,
         default=None,
-        help="train on this many images only (default: all)",
+        help="train on this many images only, e.g. 10K (default: all)",
     )
     train.add_argument("--epochs", type=positive_int, default=10, help="passes over the data")
     train.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
@@ -82,22 +88,23 @@ def run_supernet_train(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    data = load_dataset(
-        args.dataset,
-        root=args.data_root,
-        resolution=args.resolution,
-        seed=args.data_seed,
-        train_subset=args.train_subset,
-    )
-    settings = SupernetSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        random_subnets=args.random_subnets,
-        device=args.device,
-        seed=args.seed,
-        progress=False if args.no_progress else None,
-    )
+    with settings_errors():  # their ValueErrors check the flags' settings
+        data = load_dataset(
+            args.dataset,
+            root=args.data_root,
+            resolution=args.resolution,
+            seed=args.data_seed,
+            train_subset=args.train_subset,
+        )
+        settings = SupernetSettings(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            random_subnets=args.random_subnets,
+            device=args.device,
+            seed=args.seed,
+            progress=False if args.no_progress else None,
+        )
     start = None
     if args.ofa_checkpoint is not None:
         start = import_ofa_checkpoint(

@@ -5,27 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import optuna
+from typing import TYPE_CHECKING
 
 from optuna_nachos.cli._commands import (
     DEFAULT_ARTIFACTS,
+    DEFAULT_STORAGE,
+    STORAGE_HELP,
     STUDY_NAME_HELP,
     _open,
     resolve_study_name,
 )
 from optuna_nachos.cli._format import CommandError, HelpFormatter
-from optuna_nachos.study import DEFAULT_STORAGE, DIRECTIONS
-from optuna_nachos.study._storage import JOURNAL_PREFIX
 
-_SQLITE_PREFIX = "sqlite:///"
+if TYPE_CHECKING:  # Optuna is imported by the commands, not by ``--help``
+    import optuna
 
 
 def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help="Optuna storage URL (journal:///FILE for a journal file)",
+        help=STORAGE_HELP,
     )
 
 
@@ -76,17 +76,11 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_report_command)
 
 
-def _storage_file(url: str) -> Path | None:
-    for prefix in (_SQLITE_PREFIX, JOURNAL_PREFIX):
-        if url.startswith(prefix):
-            path = url[len(prefix) :]
-            return None if path in ("", ":memory:") else Path(path)
-    return None
-
-
 def _open_existing(args: argparse.Namespace) -> optuna.storages.BaseStorage:
     """Open the storage, refusing to create a new storage file (a typo in --storage)."""
-    path = _storage_file(args.storage)
+    from optuna_nachos.study._storage import storage_file
+
+    path = storage_file(args.storage)
     if path is not None and not path.is_file():
         raise CommandError(
             f"no storage file {path}; pass the --storage of your search "
@@ -96,6 +90,8 @@ def _open_existing(args: argparse.Namespace) -> optuna.storages.BaseStorage:
 
 
 def _study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    import optuna
+
     return [s.study_name for s in optuna.get_all_study_summaries(storage)]
 
 
@@ -121,12 +117,20 @@ def dashboard_callback():
     return DashboardCallback()
 
 
+def _directions() -> tuple[str, ...]:
+    from optuna_nachos.study import DIRECTIONS
+
+    return tuple(DIRECTIONS)
+
+
 def _is_eenn_study(study: optuna.Study) -> bool:
-    return [d.name.lower() for d in study.directions] == list(DIRECTIONS)
+    return [d.name.lower() for d in study.directions] == list(_directions())
 
 
 def run_dashboard_command(args: argparse.Namespace) -> int:
     _import_dashboard()
+    import optuna
+
     from optuna_nachos.dashboard import attach, run_dashboard
 
     storage = _open_existing(args)
@@ -141,7 +145,7 @@ def run_dashboard_command(args: argparse.Namespace) -> int:
         if args.no_refresh:
             continue
         if not _is_eenn_study(study):
-            print(f"Skipped study {name!r}: not an EENN study (directions {DIRECTIONS}).")
+            print(f"Skipped study {name!r}: not an EENN study (directions {_directions()}).")
             continue
         attachments = attach(study)
         print(
@@ -165,6 +169,8 @@ def run_dashboard_command(args: argparse.Namespace) -> int:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
+    import optuna
+
     from optuna_nachos.report import write_report
 
     storage = _open_existing(args)
@@ -174,7 +180,7 @@ def run_report_command(args: argparse.Namespace) -> int:
         raise _unknown_study(name, args.storage, names)
     study = optuna.load_study(study_name=name, storage=storage)
     if not _is_eenn_study(study):
-        raise CommandError(f"study {name!r} is not an EENN study (directions {DIRECTIONS})")
+        raise CommandError(f"study {name!r} is not an EENN study (directions {_directions()})")
     out = Path(args.out)
     report_format = args.format or ("md" if out.suffix.lower() == ".md" else "html")
     path = write_report(study, out, format=report_format)

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from optuna_nachos._errors import UserError
+
 NUM_STAGES = 5
 """Number of searchable stages of the MobileNetV3 backbone."""
 
@@ -17,7 +19,7 @@ EXIT_STAGES = (1, 2, 3, 4)
 """Stages after which an early exit may sit (the final classifier follows stage 5)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Raised when a configuration or a search-space setting is invalid."""
 
 

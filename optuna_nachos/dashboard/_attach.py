@@ -17,7 +17,7 @@ from optuna_nachos.report._summary import summarize, summary_markdown
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 INSTALL_HINT = 'pip install "optuna-nachos[dashboard]"'
 

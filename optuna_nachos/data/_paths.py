@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from optuna_nachos._logging import get_logger
 
 ENV_VAR = "NACHOS_DATA"
 """Environment variable naming the default data root."""
@@ -14,7 +15,7 @@ DEFAULT_ROOT = "data"
 """Data root used when neither ``root`` nor ``NACHOS_DATA`` is given (relative to the working
 directory)."""
 
-logger = logging.getLogger("optuna_nachos.data")
+logger = get_logger(__name__)
 
 _ROOT_HINT = (
     f"pass root=<folder> to load_dataset, or set the {ENV_VAR} environment variable to the "

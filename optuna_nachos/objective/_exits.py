@@ -27,7 +27,7 @@ from optuna_nachos.study._constraints import (
 )
 from optuna_nachos.train import TrainConfig, TrainingDivergedError, calibrate_and_evaluate, fit
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 EXPORT_ATTR = "export_path"
 """User attribute holding the folder a trained trial's network was exported to."""

@@ -40,7 +40,7 @@ from optuna_nachos.train import (
     fit_exits,
 )
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 
 def smallest_average_macs(space: MobileNetV3Space, *, num_classes: int, in_channels: int) -> int:
@@ -497,6 +497,7 @@ class NachosObjective:
         exit_costs = [float(v) for v in (latency if by_latency else profile.exit_macs)]
         budget = self.max_avg_latency_ms if by_latency else self.max_avg_macs
         train_started = time.perf_counter()
+        _logger.info("Trial %d: %s.", trial.number, self._training_plan())
         if self.supernet is not None:
             result = self._inherit_and_fit(config, exit_costs, budget)
         else:
@@ -515,6 +516,7 @@ class NachosObjective:
                 max_avg_macs=budget,
             )
         calibration_started = time.perf_counter()
+        _logger.info("Trial %d: calibrating the exit thresholds, evaluating.", trial.number)
         evaluation = calibrate_and_evaluate(
             result.model,
             self.data,
@@ -590,6 +592,16 @@ class NachosObjective:
         if by_latency and val_latency is not None:
             return values[0], val_latency
         return values
+
+    def _training_plan(self) -> str:
+        """What a trial's training does, in words, for its progress line."""
+        train = self.train_config
+        exits = f"{train.exit_phase_epochs} epochs of the exits"
+        if self.supernet is None:
+            return f"training {train.backbone_epochs} epochs of the backbone, then {exits}"
+        backbone = self.finetune_epochs
+        then = f"{backbone} epochs of the backbone, then " if backbone else ""
+        return f"inheriting the supernet's weights, training {then}{exits}"
 
     def _inherit_and_fit(
         self, config: EENNConfig, exit_costs: list[float], budget: float | None

@@ -29,7 +29,7 @@ from optuna_nachos.report._summary import (
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 REPORT_FORMATS = ("html", "md")
 

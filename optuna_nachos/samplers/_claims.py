@@ -19,9 +19,10 @@ import optuna
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nachos._logging import get_logger
 from optuna_nachos.samplers._diagnostics import store_round_diagnostics
 
-_logger = optuna.logging.get_logger("optuna_nachos")
+_logger = get_logger(__name__)
 
 PROPOSAL_ATTR = "nachos:proposal"
 """Trial system attribute holding the proposal a trial claimed: ``{"round", "index", "params"}``."""

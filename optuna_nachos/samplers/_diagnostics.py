@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import optuna
 from optuna.storages import BaseStorage
 from optuna.study import Study
 
-_logger = optuna.logging.get_logger("optuna_nachos")
+from optuna_nachos._logging import get_logger
+
+_logger = get_logger(__name__)
 
 ROUND_USER_ATTR_PREFIX = "nachos_round:"
 """Prefix of the study user attributes of each round's diagnostics (``nachos_round:NNNNNN``)."""

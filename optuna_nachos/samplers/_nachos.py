@@ -9,7 +9,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
@@ -17,6 +16,7 @@ from optuna.search_space import intersection_search_space
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nachos._logging import get_logger
 from optuna_nachos.samplers._claims import FIXED_PARAMS_ATTR, ClaimBoard, Proposal
 from optuna_nachos.samplers._costs import SpaceCosts
 from optuna_nachos.samplers._diagnostics import log_round
@@ -27,7 +27,7 @@ from optuna_nachos.samplers._settings import NachosSettings
 from optuna_nachos.samplers._space import EENNSearchSpace, check_space
 from optuna_nachos.samplers._surrogates import SURROGATE_NAMES
 
-_logger = optuna.logging.get_logger("optuna_nachos")
+_logger = get_logger(__name__)
 
 
 class NachosSampler(BaseSampler):

@@ -23,7 +23,7 @@ FREE_SETTINGS = frozenset({"sampler", "train.device", "train.progress", "train.n
 """Settings that may change when a study is resumed: they do not change what a trial
 measures."""
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 
 def create_study(

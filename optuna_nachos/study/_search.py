@@ -23,7 +23,7 @@ from optuna_nachos.study._workers import (
     worker_record,
 )
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -153,19 +153,31 @@ def run_search(
             if trial is None:
                 time.sleep(POLL_SECONDS)
                 continue
+            if bar is not None:
+                bar.set_postfix_str(f"trial {trial.number}: running", refresh=True)
             frozen = _run_trial(study, trial, objective)
             progress.record(frozen)
             if frozen.state == TrialState.COMPLETE:
                 _logger.info("Trial %d finished with values %s.", frozen.number, frozen.values)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(f"trial {frozen.number}: {frozen.state.name.lower()}")
+                bar.set_postfix_str(_outcome(study, frozen))
             for callback in callbacks or ():
                 callback(study, frozen)
     finally:
         if bar is not None:
             bar.close()
     return progress.ran
+
+
+def _outcome(study: optuna.Study, trial: FrozenTrial) -> str:
+    """A finished trial in a few words: its state and values, e.g. ``trial 3: complete,
+    accuracy 0.9417, avg_macs 1.204e+06``."""
+    words = f"trial {trial.number}: {trial.state.name.lower()}"
+    if trial.values is None:
+        return words
+    names = study.metric_names or [f"value {i}" for i in range(len(trial.values))]
+    return ", ".join([words, *(f"{name} {value:.4g}" for name, value in zip(names, trial.values))])
 
 
 def _run_trial(

@@ -15,10 +15,15 @@ from optuna.storages import BaseStorage
 
 from optuna_nachos._logging import get_logger
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 JOURNAL_PREFIX = "journal:///"
 SQLITE_PREFIX = "sqlite:///"
+GRPC_PREFIX = "grpc://"
+GRPC_PORT = 13000
+"""The port of Optuna's gRPC storage proxy when a ``grpc://`` URL names none (Optuna's)."""
+GRPC_READY_SECONDS = 10.0
+"""How long opening a ``grpc://`` storage waits for its server."""
 # Not ".lock": Optuna's journal backend already uses that name for its own lock.
 LOCK_SUFFIX = ".nachos-lock"
 
@@ -26,7 +31,11 @@ HEARTBEAT_INTERVAL = 60
 """Seconds between two heartbeats of a running trial on a database server."""
 
 _SERVER_SCHEMES = ("postgresql", "mysql", "mariadb", "oracle", "mssql", "sqlite")
-_DRIVERS = {"postgresql": "optuna-nachos[postgres]", "mysql": "PyMySQL"}
+_DRIVERS = {
+    "postgresql": "optuna-nachos[postgres]",
+    "mysql": "PyMySQL",
+    "grpc": "optuna-nachos[grpc]",
+}
 
 
 def _scheme(url: str) -> str:
@@ -66,6 +75,10 @@ def open_storage(
     (:class:`~optuna_nachos.study.RetryStaleTrial`). ``postgresql://`` needs the psycopg
     driver (``pip install optuna-nachos[postgres]``); several workers may open a new
     PostgreSQL database at the same time: the tables are created by one of them.
+    ``grpc://HOST:PORT`` connects to an Optuna storage proxy
+    (:func:`optuna.storages.run_grpc_proxy_server`, port 13000 by default) through
+    :class:`optuna.storages.GrpcStorageProxy` (``pip install optuna-nachos[grpc]``); the
+    server's own storage keeps the heartbeat, if any.
 
     Args:
         url: The storage URL.
@@ -93,13 +106,15 @@ def open_storage(
     if url.startswith(JOURNAL_PREFIX):
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     scheme = _scheme(url)
-    if scheme not in _SERVER_SCHEMES:
+    if scheme not in (*_SERVER_SCHEMES, "grpc"):
         raise ValueError(
             f"cannot open storage {url!r}: unknown scheme {scheme or url!r}; use sqlite:///FILE, "
-            "journal:///FILE or a database URL such as postgresql://USER@HOST/DB"
+            "journal:///FILE, a database URL such as postgresql://USER@HOST/DB, or "
+            "grpc://HOST:PORT"
         )
+    grpc = grpc_address(url) if scheme == "grpc" else None
     options = {}
-    if scheme != "sqlite":
+    if scheme not in ("sqlite", "grpc"):
         from optuna_nachos.study._workers import RetryStaleTrial
 
         options = {
@@ -111,6 +126,8 @@ def open_storage(
         with warnings.catch_warnings():
             # The heartbeat arguments are marked experimental; they are used deliberately.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if grpc is not None:
+                return _open_grpc(*grpc)
             if scheme == "postgresql":
                 return _open_postgres(url, options)
             # Workers started together on a new SQLite file would each create the tables.
@@ -125,6 +142,36 @@ def open_storage(
     except Exception as error:  # any backend error means the storage cannot be opened
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot open storage {url!r}: {reason}") from error
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """The host and port of a ``grpc://HOST[:PORT]`` URL (port 13000 when none is given).
+
+    Raises:
+        ValueError: If the URL names no host or a port that is not a number.
+    """
+    address = url[len(GRPC_PREFIX) :].rstrip("/") if url.startswith(GRPC_PREFIX) else ""
+    host, colon, port = address.rpartition(":")
+    if not colon:
+        host, port = address, str(GRPC_PORT)
+    if not host or not port.isdigit() or "/" in address:
+        raise ValueError(
+            f"cannot open storage {url!r}: use grpc://HOST:PORT, e.g. grpc://localhost:13000"
+        )
+    return host, int(port)
+
+
+def _open_grpc(host: str, port: int) -> BaseStorage:
+    proxy = optuna.storages.GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=GRPC_READY_SECONDS)
+    except ConnectionError:
+        proxy.close()
+        raise ConnectionError(
+            f"no storage server answered at {host}:{port} within {GRPC_READY_SECONDS:g} s "
+            "(start one with optuna.storages.run_grpc_proxy_server)"
+        ) from None
+    return proxy
 
 
 def _open_postgres(url: str, options: dict) -> BaseStorage:

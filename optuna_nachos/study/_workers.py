@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_nachos._logging import get_logger
 from optuna_nachos.study._storage import heartbeat_interval, rdb_storage
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 WORKER_ATTR = "nachos_worker"
 """User attribute of a trial: the record of the worker that runs it."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from optuna_nachos._errors import UserError
 from optuna_nachos.supernet._network import (
     DEPTHS,
     EXPAND_RATIOS,
@@ -31,7 +32,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
 
 
-class SupernetError(ValueError):
+class SupernetError(UserError, ValueError):
     """A supernet folder is missing, malformed, or does not fit the data it is used with."""
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import math
 import os
 import sys
@@ -18,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from optuna_nachos._logging import get_logger
 from optuna_nachos.config import EXIT_STAGES
 from optuna_nachos.supernet._extract import extract
 from optuna_nachos.supernet._io import (
@@ -39,7 +39,7 @@ from optuna_nachos.supernet._network import (
 )
 from optuna_nachos.supernet._settings import SupernetSettings
 
-_logger = logging.getLogger("optuna_nachos")
+_logger = get_logger(__name__)
 
 _RESUME_KEYS = ("settings", "dataset", "num_classes", "in_channels", "resolution", "train_size")
 

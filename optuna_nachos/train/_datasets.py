@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-_logger = logging.getLogger("optuna_nachos")
+from optuna_nachos._logging import get_logger
+
+_logger = get_logger(__name__)
 
 
 def train_split(data: Any) -> Dataset:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from optuna_nachos._logging import get_logger
 from optuna_nachos.train._config import TrainConfig
 from optuna_nachos.train._datasets import (
     dataset_labels,
@@ -31,7 +31,7 @@ from optuna_nachos.train._inference import collect_exit_outputs
 from optuna_nachos.train._losses import LOSS_TERMS, NachosLoss
 from optuna_nachos.train._support import balanced_support_indices, class_exit_accuracy
 
-_logger = logging.getLogger("optuna_nachos")
+_logger = get_logger(__name__)
 
 PHASES = ("backbone", "warmup", "exits")
 """Names of the training phases: phase A, then the two parts of phase B."""

@@ -20,7 +20,7 @@ from optuna_nachos.visualization._hypervolume import plot_hypervolume_history
 from optuna_nachos.visualization._operating import plot_operating_curve
 from optuna_nachos.visualization._pareto import plot_pareto_front
 
-_logger = get_logger()
+_logger = get_logger(__name__)
 
 FIGURE_NAMES = (
     "pareto_front",

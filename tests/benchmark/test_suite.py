@@ -115,7 +115,7 @@ def test_shipped_suites_load_by_name_from_any_folder(tmp_path: Path, monkeypatch
 
 
 def test_suites_are_package_data() -> None:
-    import tomllib
+    from optuna_nachos.benchmark._suite import tomllib  # tomli before Python 3.11
 
     pyproject = tomllib.loads((SUITES.parents[2] / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["optuna_nachos.benchmark"]

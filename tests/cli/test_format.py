@@ -103,3 +103,5 @@ def test_optunas_parameter_dump_is_filtered():
     dump = "Trial 3 finished with values: [0.9, 1.0] and parameters: {'depth_1': 2}."
     assert not quiet.filter(record(dump))
     assert quiet.filter(record("A new study created in RDB with name: nachos"))
+    assert not quiet.filter(record("Trial 3 finished with values [0.9, 100.0]."))  # run_search
+    assert quiet.filter(record("Trial 3: calibrating the exit thresholds, evaluating."))

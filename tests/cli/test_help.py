@@ -64,7 +64,7 @@ def _check_flags(command: str, parser: argparse.ArgumentParser) -> None:
         flag = action.option_strings[0]
         assert action.help, f"{command} {flag} has no help"
         shown = formatter._get_help_string(action) % {"default": action.default}
-        if action.required or action.default is False:
+        if action.required or action.default is False or action.default is argparse.SUPPRESS:
             continue  # required flags and switches have no default to show
         assert "default" in shown, f"{command} {flag} does not show its default: {shown!r}"
         if action.default not in (None, []):
@@ -95,18 +95,36 @@ def test_study_name_default_is_the_same_for_every_reading_command():
         assert action.default is None and not action.required
 
 
-def test_help_does_not_import_torch():
+def test_help_does_not_import_torch_or_optuna():
     code = (
         "import sys\n"
         "from optuna_nachos.cli import build_parser\n"
         "build_parser().format_help()\n"
-        "import optuna_nachos\n"
-        "print(sorted(m for m in ('torch', 'sklearn', 'plotly') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'optuna', 'sklearn', 'plotly') if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_storage_default_is_the_study_helpers():
+    from optuna_nachos.cli._commands import DEFAULT_STORAGE
+    from optuna_nachos.study import DEFAULT_STORAGE as STUDY_DEFAULT
+
+    assert DEFAULT_STORAGE == STUDY_DEFAULT
+
+
+def test_lazy_choices_are_the_samplers_and_the_registered_spaces():
+    from optuna_nachos.space import list_spaces
+    from optuna_nachos.study import SAMPLER_NAMES
+
+    actions = {a.dest: a for a in _subparsers()["search"]._actions}
+    assert list(actions["sampler"].choices) == list(SAMPLER_NAMES)
+    assert list(actions["space"].choices) == list_spaces()
+    help_text = " ".join(_subparsers()["search"].format_help().split())
+    assert "one of: " + ", ".join(list_spaces()) in help_text
+    assert "one of: " + ", ".join(SAMPLER_NAMES) in help_text
 
 
 def test_public_names_load_on_first_use():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -237,11 +238,11 @@ def searched(tmp_path_factory):
     assert process.returncode == 0, err
     trained = [t.number for t in _trials(url) if "nachos_artifact_id" in t.user_attrs]
     assert trained
-    return folder, url, trained[0]
+    return folder, url, trained[0], err
 
 
 def test_export_finds_the_artifacts_from_any_directory(searched, tmp_path, capsys, monkeypatch):
-    folder, url, trial = searched
+    folder, url, trial, _ = searched
     assert (folder / "nachos_artifacts").is_dir()
     monkeypatch.chdir(tmp_path)  # elsewhere: the artifacts are found beside the storage
     out = tmp_path / "net"
@@ -263,7 +264,7 @@ def test_export_finds_the_artifacts_from_any_directory(searched, tmp_path, capsy
 
 
 def test_export_with_a_wrong_artifacts_folder_is_one_line(searched, tmp_path, capsys):
-    _, url, trial = searched
+    _, url, trial, _ = searched
     empty = tmp_path / "empty"
     empty.mkdir()
     args = ["export", "--storage", url, "--trial", str(trial), "--out", str(tmp_path / "n")]
@@ -272,3 +273,26 @@ def test_export_with_a_wrong_artifacts_folder_is_one_line(searched, tmp_path, ca
     assert main([*args, "--artifacts", str(tmp_path / "missing")]) == 2
     assert "no artifacts folder" in _error_line(capsys)
     assert not (tmp_path / "missing").exists() and not (tmp_path / "n").exists()
+
+
+def test_a_search_shows_each_trials_phases_and_epochs(searched):
+    _, url, _, err = searched
+    trained = [t.number for t in _trials(url) if "exit_ratios" in t.user_attrs]
+    for number in trained:
+        block = err[err.index(f"Trial {number}: training 1 epochs of the backbone, then 1") :]
+        assert "backbone epoch 1/1" in block
+        assert block.index("exits epoch 1/1") < block.index(f"Trial {number}: calibrating")
+    # through Optuna's handler and format
+    assert re.search(r"^\[I [-0-9: ,]+\] Trial \d+: training", err, flags=re.MULTILINE)
+
+
+def test_a_search_shows_each_finished_trials_values_in_one_line(searched):
+    _, url, _, err = searched
+    for trial in _trials(url):
+        summary = [line for line in err.splitlines() if line.startswith(f"Trial {trial.number}")]
+        if "exit_ratios" in trial.user_attrs:
+            assert any(f"accuracy {trial.values[0]:.4f}, avg MACs" in line for line in summary)
+        else:
+            assert any("not trained" in line for line in summary)
+    # the summary line replaces the per-trial log lines, whose values it repeats
+    assert "finished with values" not in err

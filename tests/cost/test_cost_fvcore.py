@@ -43,7 +43,8 @@ def _restricted_fvcore_total(model: nn.Module, example: torch.Tensor) -> int:
 
 
 def _resnet18_segments(num_classes: int) -> tuple[nn.Module, list[nn.Module], nn.Module]:
-    models = pytest.importorskip("torchvision.models")
+    from torchvision import models
+
     resnet = models.resnet18(weights=None, num_classes=num_classes)
     segments = [
         nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1),

@@ -20,10 +20,10 @@ from optuna_nachos.data._cifar import (
 )
 
 
-def test_cifar10_pickled_batches(tmp_path, formats, caplog):
+def test_cifar10_pickled_batches(tmp_path, formats, nachos_log):
     written = formats.write_cifar10(tmp_path / "cifar-10-batches-py")
     arrays = load_cifar10(tmp_path, resolution=32, download=False)
-    assert "2 of 5 training batches" in caplog.text
+    assert "2 of 5 training batches" in nachos_log.text
     np.testing.assert_array_equal(arrays.train_images.numpy(), written["train_x"])
     np.testing.assert_array_equal(arrays.train_labels.numpy(), written["train_y"])
     np.testing.assert_array_equal(arrays.test_images.numpy(), written["test_x"])

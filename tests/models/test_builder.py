@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from optuna_nachos.config import EENNConfig
@@ -13,8 +14,6 @@ from optuna_nachos.models import (
     get_exit_head,
     profile_macs,
 )
-
-torchvision = pytest.importorskip("torchvision")
 
 
 def exit_costs(model, input_shape):

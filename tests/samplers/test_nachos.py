@@ -13,6 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from optuna_nachos._logging import LOGGER_NAME
 from optuna_nachos.cost import exit_macs, total_params
 from optuna_nachos.samplers import (
     PROPOSAL_ATTR,
@@ -102,12 +103,12 @@ def test_whole_space_startup_when_asked() -> None:
     assert max(firsts) > BUDGET  # about 80 % of the space lies over this budget
 
 
-def test_round_diagnostics_recorded_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_round_diagnostics_recorded_and_logged(nachos_log: pytest.LogCaptureFixture) -> None:
     space = MobileNetV3Space()
     every_surrogate = {**FAST, "surrogates": ("rbf", "trees", "mlp")}
     sampler = NachosSampler(space=space, max_avg_macs=BUDGET, seed=1, **every_surrogate)
     study = eenn_study(sampler)
-    with caplog.at_level(logging.INFO, logger="optuna_nachos"):
+    with nachos_log.at_level(logging.INFO, logger=LOGGER_NAME):
         study.optimize(eenn_objective(space), n_trials=18)
     rounds = round_diagnostics(study)
     assert [r["round"] for r in rounds] == [0, 1]
@@ -124,7 +125,7 @@ def test_round_diagnostics_recorded_and_logged(caplog: pytest.LogCaptureFixture)
         f"{ROUND_ATTR_PREFIX}000000",
         f"{ROUND_ATTR_PREFIX}000001",
     ]
-    assert sum("NACHOS round" in r.getMessage() for r in caplog.records) == 2
+    assert sum("NACHOS round" in r.getMessage() for r in nachos_log.records) == 2
 
 
 @pytest.mark.parametrize(

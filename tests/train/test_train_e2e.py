@@ -13,8 +13,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_small_eenn_on_digits() -> None:
-    data_module = pytest.importorskip("optuna_nachos.data")
-    cost_module = pytest.importorskip("optuna_nachos.cost")
+    from optuna_nachos import cost as cost_module
+    from optuna_nachos import data as data_module
+
     start = time.perf_counter()
     data = data_module.load_dataset("digits", resolution=16)
     config = EENNConfig(

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from optuna_nachos._logging import LOGGER_NAME
 from optuna_nachos.train import (
     PHASES,
     FitResult,
@@ -188,11 +189,11 @@ def test_splits_objects_and_argument_checks(network: nn.Module, dataset: TensorD
         fit(nn.Linear(2, 2), dataset, config=config)
 
 
-def test_epoch_summaries_are_logged(network, dataset, caplog: pytest.LogCaptureFixture) -> None:
+def test_epoch_summaries_are_logged(network, dataset, nachos_log: pytest.LogCaptureFixture) -> None:
     config = TrainConfig(backbone_epochs=1, warmup_epochs=1, exit_epochs=0, **QUICK)
-    with caplog.at_level(logging.INFO, logger="optuna_nachos"):
+    with nachos_log.at_level(logging.INFO, logger=LOGGER_NAME):
         fit(network, dataset, config=config)
-    messages = [r.getMessage() for r in caplog.records if r.name == "optuna_nachos"]
+    messages = [r.getMessage() for r in nachos_log.records if r.name.startswith(LOGGER_NAME)]
     assert any(m.startswith("backbone epoch 1/1") for m in messages)
     assert any(m.startswith("warmup epoch 1/1") and "conf=" in m for m in messages)
 
@@ -210,7 +211,8 @@ def test_training_learns_the_backbone_and_the_exits(make_network, make_dataset) 
 
 
 def test_fit_is_deterministic_with_random_augmentation(make_network) -> None:
-    data_module = pytest.importorskip("optuna_nachos.data")
+    from optuna_nachos import data as data_module
+
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8, generator=generator)
     labels = torch.arange(40) % 3
