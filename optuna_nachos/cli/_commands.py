@@ -185,6 +185,13 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         help="back end of the latency table to use",
     )
     parser.add_argument(
+        "--latency-batch-size",
+        type=positive_int,
+        default=1,
+        help="batch size of the latency table's measurements to use (the table must hold it: "
+        "'latency profile --batch-sizes')",
+    )
+    parser.add_argument(
         "--min-exits",
         type=non_negative_int,
         default=1,
@@ -516,6 +523,7 @@ def run_search_command(args: argparse.Namespace) -> int:
             max_peak_latency_ms=args.max_peak_latency_ms,
             cost_objective=args.objective,
             latency_backend=args.latency_backend,
+            latency_batch_size=args.latency_batch_size,
         )
     storage = _open(args)
     sampler_kwargs = {}

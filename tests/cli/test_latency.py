@@ -78,6 +78,13 @@ def test_latency_options_are_checked(tmp_path, lut, capsys):
     args = [*SEARCH, *storage, "--max-avg-macs", "2.7M", "--latency-table", missing]
     assert main(args) == 2
     assert "latency profile" in _error_line(capsys)
+    table = ["--max-avg-macs", "2.7M", "--latency-table", str(lut), "--latency-backend", "torch"]
+    assert main([*SEARCH, *storage, *table, "--latency-batch-size", "8"]) == 2
+    assert "batch size 8" in _error_line(capsys)  # the table was profiled at batch 1 only
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        main([*SEARCH, *storage, *table, "--latency-batch-size", "0"])
+    assert exited.value.code == 2
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_latency_search_and_onnx_export(tmp_path, lut, capsys, monkeypatch):
