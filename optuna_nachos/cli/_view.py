@@ -15,8 +15,7 @@ from optuna_nachos.cli._commands import (
     resolve_study_name,
 )
 from optuna_nachos.cli._format import CommandError, HelpFormatter
-from optuna_nachos.study import DEFAULT_STORAGE, DIRECTIONS
-from optuna_nachos.study._storage import JOURNAL_PREFIX
+from optuna_nachos.study import DEFAULT_STORAGE, DIRECTIONS, JOURNAL_PREFIX
 
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -105,7 +104,7 @@ def _unknown_study(name: str, url: str, names: list[str]) -> CommandError:
 
 
 def _import_dashboard() -> None:
-    from optuna_nachos.dashboard._attach import import_dashboard
+    from optuna_nachos.dashboard import import_dashboard
 
     try:
         import_dashboard()

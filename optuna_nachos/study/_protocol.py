@@ -16,148 +16,37 @@ lack.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nachos.study._constraints import MAX_AVG_MACS, MIN_ACCURACY
+from optuna_nachos.record import (
+    LEGACY,
+    OBJECTIVE_SPLIT_ATTR,
+    SELECTION_SPLIT,
+    is_legacy,
+    record_evaluation,
+    reported_values,
+    selection_constraints,
+    selection_feasible,
+    selection_values,
+)
 
-SELECTION_SPLIT = "validation"
-"""The split whose figures are a trial's objective values and constraints."""
-
-OBJECTIVE_SPLIT_ATTR = "objective_split"
-"""Trial user attribute naming the split of the objective values (``"validation"``)."""
-
-TEST_ACCURACY_ATTR = "test_accuracy"
-"""Trial user attribute: accuracy on the test split at the chosen thresholds."""
-
-TEST_AVG_MACS_ATTR = "test_avg_macs"
-"""Trial user attribute: average MACs on the test split at the chosen thresholds."""
-
-VAL_ACCURACY_ATTR = "val_accuracy"
-VAL_AVG_MACS_ATTR = "val_avg_macs"
-
-LEGACY = "legacy"
-"""Protocol name of trials whose objective values are test figures (earlier versions)."""
-
-
-def record_evaluation(
-    trial: optuna.Trial,
-    *,
-    val_accuracy: float,
-    val_avg_macs: float,
-    test_accuracy: float,
-    test_avg_macs: float,
-    max_avg_macs: float | None,
-    min_accuracy: float,
-    static: Mapping[str, float] | None = None,
-) -> tuple[float, float]:
-    """Set a trained trial's constraints and attributes; return its objective values.
-
-    The objective values and the constraints ``max_avg_macs`` and ``min_accuracy`` come from
-    the validation split; the test figures are stored as the user attributes
-    ``test_accuracy`` and ``test_avg_macs``. Static constraints (exits, peak MACs, parameters)
-    are set as given, except ``max_avg_macs``, which the measured average replaces.
-
-    Args:
-        trial: The live trial.
-        val_accuracy: Accuracy on the validation split at the chosen thresholds.
-        val_avg_macs: Average MACs on the validation split.
-        test_accuracy: Accuracy on the test split at the same thresholds.
-        test_avg_macs: Average MACs on the test split.
-        max_avg_macs: The average-MAC budget; ``None`` (a latency-budgeted study) sets no
-            ``max_avg_macs`` constraint.
-        min_accuracy: The accuracy floor.
-        static: Constraints known before training, by name.
-
-    Returns:
-        ``(val_accuracy, val_avg_macs)``, the values the objective returns.
-    """
-    val_accuracy, val_avg_macs = float(val_accuracy), float(val_avg_macs)
-    if max_avg_macs is not None:
-        trial.set_constraint(MAX_AVG_MACS, val_avg_macs - float(max_avg_macs))
-    trial.set_constraint(MIN_ACCURACY, float(min_accuracy) - val_accuracy)
-    for name, value in (static or {}).items():
-        if name not in (MAX_AVG_MACS, MIN_ACCURACY):
-            trial.set_constraint(name, float(value))
-    trial.set_user_attr(OBJECTIVE_SPLIT_ATTR, SELECTION_SPLIT)
-    trial.set_user_attr(VAL_ACCURACY_ATTR, val_accuracy)
-    trial.set_user_attr(VAL_AVG_MACS_ATTR, val_avg_macs)
-    trial.set_user_attr(TEST_ACCURACY_ATTR, float(test_accuracy))
-    trial.set_user_attr(TEST_AVG_MACS_ATTR, float(test_avg_macs))
-    return val_accuracy, val_avg_macs
-
-
-def is_legacy(trial: FrozenTrial) -> bool:
-    """Whether the trial's objective values are test figures (written by an earlier version).
-
-    Such a trial was evaluated and carries ``val_accuracy`` and ``val_avg_macs`` but not the
-    ``objective_split`` attribute.
-    """
-    attrs = trial.user_attrs
-    return (
-        OBJECTIVE_SPLIT_ATTR not in attrs
-        and VAL_ACCURACY_ATTR in attrs
-        and VAL_AVG_MACS_ATTR in attrs
-    )
-
-
-def selection_values(trial: FrozenTrial) -> tuple[float, float]:
-    """The (accuracy, average MACs) a trial is chosen on: its validation figures.
-
-    Its objective values, except for a legacy trial, whose validation attributes are used.
-    Trials that were never evaluated (skipped by the static guard) and trials of a user's
-    own objective are chosen on their objective values.
-    """
-    if is_legacy(trial):
-        attrs = trial.user_attrs
-        return float(attrs[VAL_ACCURACY_ATTR]), float(attrs[VAL_AVG_MACS_ATTR])
-    accuracy, avg_macs = trial.values
-    return float(accuracy), float(avg_macs)
-
-
-def reported_values(trial: FrozenTrial) -> tuple[float, float] | None:
-    """The (accuracy, average MACs) to report for a chosen trial: its test figures.
-
-    ``None`` when the trial holds none (a user's own objective, a trial that was not trained).
-    """
-    attrs = trial.user_attrs
-    if is_legacy(trial):
-        accuracy, avg_macs = trial.values
-        return float(accuracy), float(avg_macs)
-    if TEST_ACCURACY_ATTR in attrs and TEST_AVG_MACS_ATTR in attrs:
-        return float(attrs[TEST_ACCURACY_ATTR]), float(attrs[TEST_AVG_MACS_ATTR])
-    return None
-
-
-def selection_constraints(trial: FrozenTrial) -> dict[str, float]:
-    """The trial's constraints as judged on the selection split.
-
-    The stored constraints, except for a legacy trial, whose ``max_avg_macs`` and
-    ``min_accuracy`` were set from test figures: they are re-derived from its validation
-    figures (the budget and floor are recovered from the stored values).
-    """
-    stored = dict(trial.constraints)
-    if not is_legacy(trial):
-        return stored
-    test_accuracy, test_avg_macs = trial.values
-    val_accuracy, val_avg_macs = selection_values(trial)
-    if MAX_AVG_MACS in stored:
-        budget = float(test_avg_macs) - stored[MAX_AVG_MACS]
-        stored[MAX_AVG_MACS] = val_avg_macs - budget
-    if MIN_ACCURACY in stored:
-        floor = stored[MIN_ACCURACY] + float(test_accuracy)
-        stored[MIN_ACCURACY] = floor - val_accuracy
-    return stored
-
-
-def selection_feasible(trial: FrozenTrial) -> bool:
-    """Whether the trial carries constraints and meets all of them on the selection split."""
-    constraints = selection_constraints(trial)
-    return bool(constraints) and all(value <= 0.0 for value in constraints.values())
+__all__ = [
+    "LEGACY",
+    "SELECTION_SPLIT",
+    "StudyProtocol",
+    "is_legacy",
+    "record_evaluation",
+    "reported_values",
+    "selection_constraints",
+    "selection_feasible",
+    "selection_values",
+    "study_protocol",
+]
 
 
 @dataclass(frozen=True)
