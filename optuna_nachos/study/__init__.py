@@ -2,13 +2,20 @@
 (choose on validation, report on test), the packaged search."""
 
 from optuna_nachos.record import (
+    CONSTRAINT_NAMES,
     DIRECTIONS,
     LATENCY_METRIC_NAMES,
     METRIC_NAMES,
+    SELECTION_SPLIT,
+    is_legacy,
+    record_evaluation,
+    reported_values,
+    selection_constraints,
+    selection_feasible,
+    selection_values,
     study_settings,
 )
 from optuna_nachos.study._constraints import (
-    CONSTRAINT_NAMES,
     constraint_values,
     constraints_from_user_attrs,
     is_feasible,
@@ -18,17 +25,7 @@ from optuna_nachos.study._create import (
     create_study,
     settings_differences,
 )
-from optuna_nachos.study._protocol import (
-    SELECTION_SPLIT,
-    StudyProtocol,
-    is_legacy,
-    record_evaluation,
-    reported_values,
-    selection_constraints,
-    selection_feasible,
-    selection_values,
-    study_protocol,
-)
+from optuna_nachos.study._protocol import StudyProtocol, study_protocol
 from optuna_nachos.study._samplers import SAMPLER_NAMES, create_sampler
 from optuna_nachos.study._search import finished_trials, run_search
 from optuna_nachos.study._storage import (

@@ -12,34 +12,8 @@ from optuna_nachos.record import (
     CONSTRAINT_NAMES,
     EXIT_DEFICIT_ATTR,
     EXIT_MACS_ATTR,
-    MAX_AVG_LATENCY,
-    MAX_AVG_MACS,
-    MAX_PARAMS,
-    MAX_PEAK_LATENCY,
-    MAX_PEAK_MACS,
-    MIN_ACCURACY,
-    MIN_EXITS,
     PARAMS_ATTR,
 )
-
-__all__ = [
-    "ACCURACY_ATTR",
-    "AVG_MACS_ATTR",
-    "CONSTRAINT_NAMES",
-    "EXIT_DEFICIT_ATTR",
-    "EXIT_MACS_ATTR",
-    "MAX_AVG_LATENCY",
-    "MAX_AVG_MACS",
-    "MAX_PARAMS",
-    "MAX_PEAK_LATENCY",
-    "MAX_PEAK_MACS",
-    "MIN_ACCURACY",
-    "MIN_EXITS",
-    "PARAMS_ATTR",
-    "constraint_values",
-    "constraints_from_user_attrs",
-    "is_feasible",
-]
 
 
 def constraint_values(trial: FrozenTrial, names: Sequence[str] | None = None) -> list[float]:

@@ -23,30 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nachos.record import (
-    LEGACY,
-    OBJECTIVE_SPLIT_ATTR,
-    SELECTION_SPLIT,
-    is_legacy,
-    record_evaluation,
-    reported_values,
-    selection_constraints,
-    selection_feasible,
-    selection_values,
-)
-
-__all__ = [
-    "LEGACY",
-    "SELECTION_SPLIT",
-    "StudyProtocol",
-    "is_legacy",
-    "record_evaluation",
-    "reported_values",
-    "selection_constraints",
-    "selection_feasible",
-    "selection_values",
-    "study_protocol",
-]
+from optuna_nachos.record import LEGACY, OBJECTIVE_SPLIT_ATTR, SELECTION_SPLIT, is_legacy
 
 
 @dataclass(frozen=True)
