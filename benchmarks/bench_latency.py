@@ -48,6 +48,11 @@ from optuna_nachos.cost._onnx import make_session, onnx_bytes
 from optuna_nachos.data import load_dataset
 from optuna_nachos.deploy import OnnxEENN, export_onnx
 from optuna_nachos.models import build_eenn
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    ARTIFACT_ATTR,
+    EXIT_RATIOS_ATTR,
+)
 from optuna_nachos.study import is_feasible
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latency.json"
@@ -202,12 +207,12 @@ def bench_searched(
         trained = [
             t
             for t in study.trials
-            if "nachos_artifact_id" in t.user_attrs
-            and any(r > 0 for r in t.user_attrs["exit_ratios"][:-1])
+            if ARTIFACT_ATTR in t.user_attrs
+            and any(r > 0 for r in t.user_attrs[EXIT_RATIOS_ATTR][:-1])
         ]
         if not trained:
             raise RuntimeError("no trained network uses an early exit; raise --search-trials.")
-        trial = max(trained, key=lambda t: (is_feasible(t), t.values[0]))
+        trial = max(trained, key=lambda t: (is_feasible(t), t.values[ACCURACY_INDEX]))
         deployed = nachos.load_eenn(trial, artifact_store=store)
     model, thresholds = deployed.model, list(deployed.thresholds)
     images = torch.stack([digits.test[i][0] for i in range(len(digits.test))])

@@ -50,6 +50,17 @@ from torch import nn
 
 import optuna_nachos as nachos
 from optuna_nachos.data import load_dataset
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    COST_INDEX,
+    EXIT_MACS_ATTR,
+    EXITS_CONFIG_ATTR,
+    SKIP_REASON_ATTR,
+    TEST_ACCURACY_ATTR,
+    TEST_AVG_MACS_ATTR,
+    TEST_EXIT_RATIOS_ATTR,
+    TRIAL_SECONDS_ATTR,
+)
 from optuna_nachos.train import collect_exit_outputs
 
 
@@ -157,16 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         attrs = trial.user_attrs
         return {
             "number": trial.number,
-            "exits": attrs["exits_config"],
-            "skipped": attrs.get("skipped_training"),
-            "val_accuracy": trial.values[0] if trial.values else None,
-            "val_avg_macs": trial.values[1] if trial.values else None,
-            "test_accuracy": attrs.get("test_accuracy"),
-            "test_avg_macs": attrs.get("test_avg_macs"),
-            "test_exit_ratios": attrs.get("test_exit_ratios"),
-            "exit_macs": attrs["exit_macs"],
+            "exits": attrs[EXITS_CONFIG_ATTR],
+            "skipped": attrs.get(SKIP_REASON_ATTR),
+            "val_accuracy": trial.values[ACCURACY_INDEX] if trial.values else None,
+            "val_avg_macs": trial.values[COST_INDEX] if trial.values else None,
+            "test_accuracy": attrs.get(TEST_ACCURACY_ATTR),
+            "test_avg_macs": attrs.get(TEST_AVG_MACS_ATTR),
+            "test_exit_ratios": attrs.get(TEST_EXIT_RATIOS_ATTR),
+            "exit_macs": attrs[EXIT_MACS_ATTR],
             "feasible": all(v <= 0 for v in trial.constraints.values()),
-            "trial_seconds": attrs.get("trial_seconds"),
+            "trial_seconds": attrs.get(TRIAL_SECONDS_ATTR),
         }
 
     results = {
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
         },
         "plain_backbone": plain,
-        "front": [row(t) for t in sorted(front, key=lambda t: t.values[1])],
+        "front": [row(t) for t in sorted(front, key=lambda t: t.values[COST_INDEX])],
         "trials": [row(t) for t in trials if t.values is not None],
         "search_seconds": search_seconds,
         "total_seconds": time.perf_counter() - started,

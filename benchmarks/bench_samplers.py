@@ -54,6 +54,13 @@ from pathlib import Path
 import numpy as np
 
 from optuna_nachos.data._cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    COST_INDEX,
+    EXIT_MACS_ATTR,
+    EXIT_RATIOS_ATTR,
+    SKIP_REASON_ATTR,
+)
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE / "data"
@@ -456,13 +463,13 @@ class BenchObjective:
     def __call__(self, trial) -> tuple[float, float]:
         config = self.space.suggest(trial)
         out = self.evaluate(config)
-        trial.set_user_attr("exit_macs", [int(c) for c in out["costs"]])
+        trial.set_user_attr(EXIT_MACS_ATTR, [int(c) for c in out["costs"]])
         if out["skipped"]:
-            trial.set_user_attr("skipped_training", "static guard")
+            trial.set_user_attr(SKIP_REASON_ATTR, "static guard")
             trial.set_constraint("max_avg_macs", out["costs"][0] - self.budget)
             trial.set_constraint("min_accuracy", self.min_accuracy)
         else:
-            trial.set_user_attr("exit_ratios", out["exit_ratios"])
+            trial.set_user_attr(EXIT_RATIOS_ATTR, out["exit_ratios"])
             trial.set_constraint("max_avg_macs", out["avg_macs"] - self.budget)
             trial.set_constraint("min_accuracy", self.min_accuracy - out["accuracy"])
         trial.set_constraint("min_exits", float(out["deficit"]))
@@ -543,7 +550,13 @@ def _run_one(job: tuple) -> dict:
     trials = []
     for t in study.trials:
         feasible = bool(t.constraints) and all(v <= 0 for v in t.constraints.values())
-        trials.append({"accuracy": t.values[0], "avg_macs": t.values[1], "feasible": feasible})
+        trials.append(
+            {
+                "accuracy": t.values[ACCURACY_INDEX],
+                "avg_macs": t.values[COST_INDEX],
+                "feasible": feasible,
+            }
+        )
     rounds = round_diagnostics(study)
     return {
         "sampler": name,

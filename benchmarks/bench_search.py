@@ -31,6 +31,16 @@ from pathlib import Path
 import optuna
 import torch
 
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    CONFIG_ATTR,
+    COST_INDEX,
+    EXIT_RATIOS_ATTR,
+    SKIP_REASON_ATTR,
+    THRESHOLDS_ATTR,
+    TIMINGS_ATTR,
+)
+
 README_ARGS = [
     "search", "--dataset", "digits", "--resolution", "16", "--n-trials", "12",
     "--sampler", "motpe", "--max-avg-macs", "3M", "--min-accuracy", "0.65",
@@ -74,7 +84,7 @@ def main() -> None:
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     overhead = []
     for trial in trials:
-        timings = trial.user_attrs.get("timings")
+        timings = trial.user_attrs.get(TIMINGS_ATTR)
         if timings is None:
             continue
         duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
@@ -91,11 +101,11 @@ def main() -> None:
     front = [
         {
             "trial": t.number,
-            "accuracy": t.values[0],
-            "avg_macs": t.values[1],
-            "exit_stages": t.user_attrs["config"]["exit_stages"],
-            "exit_ratios": t.user_attrs.get("exit_ratios"),
-            "thresholds": t.user_attrs.get("thresholds"),
+            "accuracy": t.values[ACCURACY_INDEX],
+            "avg_macs": t.values[COST_INDEX],
+            "exit_stages": t.user_attrs[CONFIG_ATTR]["exit_stages"],
+            "exit_ratios": t.user_attrs.get(EXIT_RATIOS_ATTR),
+            "thresholds": t.user_attrs.get(THRESHOLDS_ATTR),
         }
         for t in admissible_trials(study)
     ]
@@ -107,7 +117,7 @@ def main() -> None:
         "wall_seconds": wall,
         "trials": len(study.trials),
         "trained_trials": len(overhead),
-        "skipped_by_static_guard": sum("skipped_training" in t.user_attrs for t in trials),
+        "skipped_by_static_guard": sum(SKIP_REASON_ATTR in t.user_attrs for t in trials),
         "outside_fraction_median": statistics.median(fractions) if fractions else None,
         "outside_fraction_max": max(fractions) if fractions else None,
         "per_trial": overhead,

@@ -48,6 +48,12 @@ from typing import Any
 
 import torch
 
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    COST_INDEX,
+    TIMINGS_ATTR,
+)
+
 DATASET = "fashion-mnist"
 RESOLUTION = 28
 BUDGET = 2.7e6
@@ -499,9 +505,11 @@ def _search_figures(storage: str, study_name: str) -> dict[str, Any]:
     study = optuna.load_study(study_name=study_name, storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]
     admissible = nachos.admissible_trials(study)
-    best = max(admissible, key=lambda t: t.values[0], default=None)
+    best = max(admissible, key=lambda t: t.values[ACCURACY_INDEX], default=None)
     seconds = [
-        t.user_attrs["timings"]["trial_seconds"] for t in finished if "timings" in t.user_attrs
+        t.user_attrs[TIMINGS_ATTR]["trial_seconds"]
+        for t in finished
+        if TIMINGS_ATTR in t.user_attrs
     ]
     return {
         "trials": len(finished),
@@ -512,8 +520,8 @@ def _search_figures(storage: str, study_name: str) -> dict[str, Any]:
         if best is None
         else {
             "trial": best.number,
-            "accuracy": best.values[0],
-            "avg_macs": best.values[1],
+            "accuracy": best.values[ACCURACY_INDEX],
+            "avg_macs": best.values[COST_INDEX],
             "user_attrs": {
                 k: best.user_attrs.get(k)
                 for k in ("val_accuracy", "val_avg_macs", "exit_ratios", "accuracy_per_exit")

@@ -31,6 +31,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from optuna_nachos.record import (
+    ARTIFACT_ATTR,
+    CONFIG_ATTR,
+    FAIL_REASON_ATTR,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = [
     "--dataset",
@@ -124,7 +130,7 @@ def _wait_training(url: str, process: subprocess.Popen) -> None:
             trials = []
         now = time.monotonic()
         for trial in trials:
-            training = trial.state == TrialState.RUNNING and "config" in trial.user_attrs
+            training = trial.state == TrialState.RUNNING and CONFIG_ATTR in trial.user_attrs
             if training and now - seen.setdefault(trial.number, now) >= 1.0:
                 return
         time.sleep(0.2)
@@ -140,7 +146,7 @@ def kill_and_rerun(work: Path) -> Outcome:
     status, _ = _run(_search(url, n, TRAINED), work)
     trials = _trials(url)
     counts = _count(trials)
-    reasons = [t.user_attrs.get("fail_reason", "") for t in trials if t.state == TrialState.FAIL]
+    reasons = [t.user_attrs.get(FAIL_REASON_ATTR, "") for t in trials if t.state == TrialState.FAIL]
     retried = any("nachos_retry_of" in t.user_attrs for t in trials)
     ok = status == 0 and _lost(n, counts) == 0 and reasons[:1] != [] and retried
     observed = (
@@ -164,7 +170,7 @@ def interrupt_and_rerun(work: Path) -> Outcome:
     _, err = process.communicate(timeout=600)
     status = process.returncode
     interrupted = [t for t in _trials(url) if t.state == TrialState.FAIL]
-    reason = interrupted[0].user_attrs.get("fail_reason", "") if interrupted else ""
+    reason = interrupted[0].user_attrs.get(FAIL_REASON_ATTR, "") if interrupted else ""
     one_line = len(err.splitlines()) >= 1 and "Traceback" not in err
     rerun, _ = _run(_search(url, n, TRAINED), work)
     counts = _count(_trials(url))
@@ -224,7 +230,7 @@ def postgres_killed_worker(work: Path, url: str) -> Outcome:
     status, _ = _run(args, work)
     trials = _trials(url)
     counts = _count(trials)
-    reasons = [t.user_attrs.get("fail_reason", "") for t in trials if t.state == TrialState.FAIL]
+    reasons = [t.user_attrs.get(FAIL_REASON_ATTR, "") for t in trials if t.state == TrialState.FAIL]
     ok = status == 0 and _lost(n, counts) == 0 and any("no heartbeat" in r for r in reasons)
     return Outcome(
         "SIGKILL of a remote worker (PostgreSQL)",
@@ -329,7 +335,7 @@ def export_overwrite(work: Path) -> Outcome:
     status, _ = _run(_search(url, 3, TRAINED), folder)
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
-    trained = [t.number for t in _trials(url) if "nachos_artifact_id" in t.user_attrs]
+    trained = [t.number for t in _trials(url) if ARTIFACT_ATTR in t.user_attrs]
     if not trained:
         return Outcome("export from another directory", "-", "no trained trial", 0, False)
     trial = trained[0]

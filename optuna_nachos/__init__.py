@@ -115,6 +115,7 @@ _SUBPACKAGES = frozenset(
         "deploy",
         "models",
         "objective",
+        "record",
         "report",
         "results",
         "samplers",

@@ -11,6 +11,10 @@ import optuna
 import torch
 
 from optuna_nachos.cost import exit_macs
+from optuna_nachos.record import (
+    TIMINGS_ATTR,
+    TRAIN_SECONDS_ATTR,
+)
 from optuna_nachos.results import DeployedEENN
 
 
@@ -104,7 +108,7 @@ def inference_speedup(
 def trial_overhead(trial: optuna.trial.FrozenTrial) -> float | None:
     """Share of a trained trial's wall time spent outside training and calibration: the
     plugin's own work (suggesting, costing, storing, uploading), as a fraction."""
-    timings = trial.user_attrs.get("timings")
+    timings = trial.user_attrs.get(TIMINGS_ATTR)
     if not timings or trial.datetime_start is None or trial.datetime_complete is None:
         return None
     total = (trial.datetime_complete - trial.datetime_start).total_seconds()
@@ -116,7 +120,7 @@ def training_images_per_second(
     trial: optuna.trial.FrozenTrial, *, train_images: int, epochs: int
 ) -> float | None:
     """Training images processed per second by a trained trial, over all its epochs."""
-    seconds = trial.user_attrs.get("train_seconds")
+    seconds = trial.user_attrs.get(TRAIN_SECONDS_ATTR)
     if not seconds:
         return None
     return train_images * epochs / seconds

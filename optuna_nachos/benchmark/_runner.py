@@ -19,6 +19,10 @@ from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import load_dataset
 from optuna_nachos.objective import NachosObjective
+from optuna_nachos.record import (
+    CONFIG_ATTR,
+    EXIT_RATIOS_ATTR,
+)
 from optuna_nachos.space import MobileNetV3Space
 from optuna_nachos.study import (
     create_sampler,
@@ -121,7 +125,7 @@ def admissible_under(trial: optuna.trial.FrozenTrial, suite: Suite) -> bool:
 
     Judged on the selection (validation) figures, as the search itself judges.
     """
-    if trial.values is None or "exit_ratios" not in trial.user_attrs:
+    if trial.values is None or EXIT_RATIOS_ATTR not in trial.user_attrs:
         return False
     accuracy, avg_macs = selection_values(trial)
     static_ok = all(
@@ -212,7 +216,7 @@ def _planned_configs(
                 study_name(experiment, seed),
                 study_name(source, seed),
             )
-        return [EENNConfig.from_dict(t.user_attrs["config"]) for t in picked]
+        return [EENNConfig.from_dict(t.user_attrs[CONFIG_ATTR]) for t in picked]
     if experiment.kind == "single_exit":
         return _single_exit_candidates(
             objective.space,

@@ -31,8 +31,18 @@ from optuna_nachos.benchmark._suite import Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import load_dataset
+from optuna_nachos.record import (
+    ARTIFACT_ATTR,
+    CONFIG_ATTR,
+    EXIT_RATIOS_ATTR,
+    IN_CHANNELS_SETTING,
+    NUM_CLASSES_SETTING,
+    PARAMS_ATTR,
+    PEAK_MACS_ATTR,
+    THRESHOLDS_ATTR,
+    TRAIN_SECONDS_ATTR,
+)
 from optuna_nachos.results import hypervolume, load_eenn
-from optuna_nachos.results._export import ARTIFACT_ATTR
 from optuna_nachos.study import reported_values, selection_values, study_settings
 
 _logger = get_logger(__name__)
@@ -58,8 +68,8 @@ def _reference_convention_macs(
     """Test average MACs of the trial under the reference's cost convention (heads of the
     exits a sample passed not counted), from its test exit ratios: the figure to set beside
     the reference's numbers."""
-    ratios = trial.user_attrs.get("exit_ratios")
-    num_classes, in_channels = settings.get("num_classes"), settings.get("in_channels")
+    ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR)
+    num_classes, in_channels = settings.get(NUM_CLASSES_SETTING), settings.get(IN_CHANNELS_SETTING)
     if ratios is None or num_classes is None or in_channels is None:
         return None
     costs = exit_macs(
@@ -73,7 +83,7 @@ def _reference_convention_macs(
 def _trial_row(
     trial: optuna.trial.FrozenTrial, suite: Suite, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    config = EENNConfig.from_dict(trial.user_attrs["config"])
+    config = EENNConfig.from_dict(trial.user_attrs[CONFIG_ATTR])
     accuracy, avg_macs = selection_values(trial)
     test = reported_values(trial)
     return {
@@ -84,12 +94,12 @@ def _trial_row(
         "test_accuracy": None if test is None else test[0],
         "test_avg_macs": None if test is None else test[1],
         "test_avg_macs_reference_convention": _reference_convention_macs(trial, config, settings),
-        "peak_macs": trial.user_attrs.get("peak_macs"),
-        "params": trial.user_attrs.get("params"),
+        "peak_macs": trial.user_attrs.get(PEAK_MACS_ATTR),
+        "params": trial.user_attrs.get(PARAMS_ATTR),
         "architecture": config.short_name(),
         "exit_stages": list(config.exit_stages),
-        "exit_ratios": trial.user_attrs.get("exit_ratios"),
-        "thresholds": trial.user_attrs.get("thresholds"),
+        "exit_ratios": trial.user_attrs.get(EXIT_RATIOS_ATTR),
+        "thresholds": trial.user_attrs.get(THRESHOLDS_ATTR),
         "admissible": admissible_under(trial, suite),
     }
 
@@ -104,7 +114,7 @@ def _run_summary(
 ) -> dict[str, Any]:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-    trained = [t for t in complete if "exit_ratios" in t.user_attrs]
+    trained = [t for t in complete if EXIT_RATIOS_ATTR in t.user_attrs]
     admissible = [t for t in trained if admissible_under(t, suite)]
     pool = admissible or trained
     best = min(pool, key=accuracy_order) if pool else None
@@ -123,7 +133,7 @@ def _run_summary(
         ),
         "best": None if best is None else _trial_row(best, suite, settings),
         "overhead_median": _median([trial_overhead(t) for t in trained]),
-        "train_seconds_median": _median([t.user_attrs.get("train_seconds") for t in trained]),
+        "train_seconds_median": _median([t.user_attrs.get(TRAIN_SECONDS_ATTR) for t in trained]),
         "train_images_per_second_median": _median(
             [
                 training_images_per_second(t, train_images=train_images, epochs=epochs)
@@ -242,8 +252,11 @@ def _efficiency(
 
 
 def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> dict[str, str]:
-    from optuna_nachos.visualization import plot_hypervolume_history, save_figures
-    from optuna_nachos.visualization._save import write_images
+    from optuna_nachos.visualization import (
+        plot_hypervolume_history,
+        save_figures,
+        write_images,
+    )
 
     folder = out_dir / FIGURES_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -329,7 +329,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def default_artifacts(url: str) -> Path:
     """The default folder of the trained networks: beside the storage file, else here."""
-    from optuna_nachos.study._storage import storage_file
+    from optuna_nachos.study import storage_file
 
     path = storage_file(url)
     base = Path.cwd() if path is None else path.parent
@@ -604,7 +604,7 @@ def run_best_command(args: argparse.Namespace) -> int:
 def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
     """Write the trial's network as ONNX segments and a manifest."""
     try:
-        from optuna_nachos.cost._onnx import require_onnxruntime
+        from optuna_nachos.cost import require_onnxruntime
         from optuna_nachos.deploy import export_onnx
 
         require_onnxruntime()

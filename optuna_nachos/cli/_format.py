@@ -274,7 +274,17 @@ def trial_summary(trial: FrozenTrial) -> str:
     """
     from optuna.trial import TrialState
 
-    config = trial.user_attrs.get("config") or {}
+    from optuna_nachos.record import (
+        ACCURACY_INDEX,
+        CONFIG_ATTR,
+        COST_INDEX,
+        EXIT_RATIOS_ATTR,
+        FAIL_REASON_ATTR,
+        SKIP_REASON_ATTR,
+        TRAIN_SECONDS_ATTR,
+    )
+
+    config = trial.user_attrs.get(CONFIG_ATTR) or {}
     depths = "".join(str(d) for d in config.get("depths", []))
     candidate = (
         f"d{depths} exits {format_stages(config.get('exit_stages'))} r{config.get('resolution')}"
@@ -282,14 +292,14 @@ def trial_summary(trial: FrozenTrial) -> str:
         else "no candidate"
     )
     if trial.state == TrialState.FAIL:
-        reason = trial.user_attrs.get("fail_reason", "see the traceback above")
+        reason = trial.user_attrs.get(FAIL_REASON_ATTR, "see the traceback above")
         return f"Trial {trial.number} failed ({reason}); {candidate}"
     if trial.state != TrialState.COMPLETE or trial.values is None:
         return f"Trial {trial.number} {trial.state.name.lower()}; {candidate}"
-    accuracy, avg_macs = trial.values
-    if "skipped_training" in trial.user_attrs:
+    accuracy, avg_macs = trial.values[ACCURACY_INDEX], trial.values[COST_INDEX]
+    if SKIP_REASON_ATTR in trial.user_attrs:
         return (
-            f"Trial {trial.number} not trained ({trial.user_attrs['skipped_training']}); "
+            f"Trial {trial.number} not trained ({trial.user_attrs[SKIP_REASON_ATTR]}); "
             f"{candidate}, at least {_megamacs(avg_macs)} average MACs"
         )
     violated = [name for name, value in (trial.constraints or {}).items() if value > 0]
@@ -298,10 +308,10 @@ def trial_summary(trial: FrozenTrial) -> str:
         f"Trial {trial.number}: accuracy {accuracy:.4f}, avg MACs {_megamacs(avg_macs)}, "
         f"{verdict}; {candidate}"
     ]
-    ratios = trial.user_attrs.get("exit_ratios")
+    ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR)
     if ratios:
         parts.append("exit ratios " + ",".join(f"{r:.2f}" for r in ratios))
-    seconds = trial.user_attrs.get("train_seconds")
+    seconds = trial.user_attrs.get(TRAIN_SECONDS_ATTR)
     if seconds is not None:
         parts.append(f"trained in {seconds:.0f} s")
     return "; ".join(parts)

@@ -78,7 +78,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _open_existing(args: argparse.Namespace) -> optuna.storages.BaseStorage:
     """Open the storage, refusing to create a new storage file (a typo in --storage)."""
-    from optuna_nachos.study._storage import storage_file
+    from optuna_nachos.study import storage_file
 
     path = storage_file(args.storage)
     if path is not None and not path.is_file():
@@ -101,7 +101,7 @@ def _unknown_study(name: str, url: str, names: list[str]) -> CommandError:
 
 
 def _import_dashboard() -> None:
-    from optuna_nachos.dashboard._attach import import_dashboard
+    from optuna_nachos.dashboard import import_dashboard
 
     try:
         import_dashboard()

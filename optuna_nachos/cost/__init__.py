@@ -8,9 +8,9 @@ measured on a device.
 """
 
 from optuna_nachos.cost._analytic import exit_pools_analytic
-from optuna_nachos.cost._common import CONVENTIONS, METHODS
+from optuna_nachos.cost._common import CONVENTIONS, METHODS, check_convention, compose_exits
 from optuna_nachos.cost._exits import exit_macs, exit_params, total_params
-from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params
+from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params, module_macs
 from optuna_nachos.cost._latency import (
     BACKENDS,
     BlockPath,
@@ -20,6 +20,7 @@ from optuna_nachos.cost._latency import (
     profile_latency,
     space_blocks,
 )
+from optuna_nachos.cost._onnx import ONNX_OPSET, onnx_bytes, require_onnxruntime
 from optuna_nachos.cost._summary import (
     CostProfile,
     average_macs,
@@ -32,11 +33,14 @@ __all__ = [
     "BACKENDS",
     "CONVENTIONS",
     "METHODS",
+    "ONNX_OPSET",
     "BlockPath",
     "CostProfile",
     "LatencyTable",
     "average_macs",
     "block_path",
+    "check_convention",
+    "compose_exits",
     "cost_profile",
     "count_exit_macs",
     "count_exit_params",
@@ -45,8 +49,11 @@ __all__ = [
     "exit_params",
     "exit_pools_analytic",
     "min_average_macs",
+    "module_macs",
+    "onnx_bytes",
     "peak_macs",
     "profile_latency",
+    "require_onnxruntime",
     "space_blocks",
     "total_params",
 ]

@@ -15,12 +15,15 @@ from typing import NamedTuple
 
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost._common import check_counts
-from optuna_nachos.models import NachosExitHead, PoolLinearExitHead, get_exit_head, make_divisible
-from optuna_nachos.models._mobilenetv3 import (
+from optuna_nachos.models import (
     FINAL_EXPAND_CHANNELS,
     FINAL_FEATURE_CHANNELS,
     STAGES,
     STEM_CHANNELS,
+    NachosExitHead,
+    PoolLinearExitHead,
+    get_exit_head,
+    make_divisible,
 )
 
 _STEM_KERNEL = 3

@@ -39,8 +39,14 @@ from torch import nn
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost._analytic import _conv_side, analyze
 from optuna_nachos.cost._common import check_convention, check_counts
-from optuna_nachos.models import MBConv, get_exit_head
-from optuna_nachos.models._mobilenetv3 import STAGES, STEM_CHANNELS, FinalClassifier, build_stem
+from optuna_nachos.models import (
+    STAGES,
+    STEM_CHANNELS,
+    FinalClassifier,
+    MBConv,
+    build_stem,
+    get_exit_head,
+)
 
 CLOCKS = {"wall": time.perf_counter_ns, "thread": time.thread_time_ns}
 """Clocks of a measurement: wall time, or the CPU time of the calling thread (with one thread,

@@ -11,6 +11,7 @@ from optuna_nachos.dashboard._attach import (
     attach,
     attached_graph_ids,
     graph_id,
+    import_dashboard,
 )
 from optuna_nachos.dashboard._server import dashboard_app, run_dashboard
 from optuna_nachos.dashboard._storage import ConstraintView, with_legacy_constraints
@@ -24,6 +25,7 @@ __all__ = [
     "attached_graph_ids",
     "dashboard_app",
     "graph_id",
+    "import_dashboard",
     "run_dashboard",
     "with_legacy_constraints",
 ]

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from optuna_nachos._logging import get_logger
-from optuna_nachos.report._summary import summarize, summary_markdown
+from optuna_nachos.report import summarize, summary_markdown
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

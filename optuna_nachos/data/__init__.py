@@ -24,6 +24,7 @@ from optuna_nachos.data._registry import (
     list_datasets,
     register_dataset,
 )
+from optuna_nachos.data._transforms import resize_images, resize_shorter_center_crop
 
 __all__ = [
     "ENV_VAR",
@@ -41,4 +42,6 @@ __all__ = [
     "make_loader",
     "read_idx",
     "register_dataset",
+    "resize_images",
+    "resize_shorter_center_crop",
 ]

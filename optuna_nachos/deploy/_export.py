@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from optuna_nachos.cost._onnx import ONNX_OPSET, onnx_bytes
+from optuna_nachos.cost import ONNX_OPSET, onnx_bytes
 from optuna_nachos.models import EarlyExitNetwork
 
 MANIFEST_FILE = "manifest.json"

@@ -18,12 +18,24 @@ from optuna_nachos.models._heads import (
     register_exit_head,
 )
 from optuna_nachos.models._init import init_weights
-from optuna_nachos.models._mobilenetv3 import STAGES, FinalClassifier, StageSpec
+from optuna_nachos.models._mobilenetv3 import (
+    FINAL_EXPAND_CHANNELS,
+    FINAL_FEATURE_CHANNELS,
+    STAGES,
+    STEM_CHANNELS,
+    FinalClassifier,
+    StageSpec,
+    build_stem,
+)
 from optuna_nachos.models._network import EarlyExitNetwork, EarlyExitPrediction, EENNOutput
 from optuna_nachos.models._profile import profile_macs
 from optuna_nachos.models._stages import BackboneStages, ChainHead, cut_stages
 
 __all__ = [
+    "FINAL_EXPAND_CHANNELS",
+    "FINAL_FEATURE_CHANNELS",
+    "STEM_CHANNELS",
+    "build_stem",
     "STAGES",
     "BackboneStages",
     "ChainHead",

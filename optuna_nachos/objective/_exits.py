@@ -13,27 +13,32 @@ import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, ExitsConfig
-from optuna_nachos.results._export import export_eenn
-from optuna_nachos.results._preprocess import Preprocessing
-from optuna_nachos.space import BackboneExitSpace
-from optuna_nachos.study._constraints import (
+from optuna_nachos.record import (
     ACCURACY_ATTR,
     AVG_MACS_ATTR,
     EXIT_DEFICIT_ATTR,
     EXIT_MACS_ATTR,
+    EXIT_PARAMS_ATTR,
+    EXIT_RATIOS_ATTR,
+    EXITS_CONFIG_ATTR,
+    EXPORT_ATTR,
+    FAIL_REASON_ATTR,
     MAX_AVG_MACS,
     MIN_ACCURACY,
     PARAMS_ATTR,
+    SKIP_REASON_ATTR,
+    TEST_ACCURACY_ATTR,
+    TEST_AVG_MACS_ATTR,
+    TEST_EXIT_RATIOS_ATTR,
+    THRESHOLDS_ATTR,
+    TRAIN_SECONDS_ATTR,
+    TRIAL_SECONDS_ATTR,
 )
+from optuna_nachos.results import Preprocessing, export_eenn
+from optuna_nachos.space import BackboneExitSpace
 from optuna_nachos.train import TrainConfig, TrainingDivergedError, calibrate_and_evaluate, fit
 
 _logger = get_logger(__name__)
-
-EXPORT_ATTR = "export_path"
-"""User attribute holding the folder a trained trial's network was exported to."""
-
-SKIP_REASON_ATTR = "skipped_training"
-FAIL_REASON_ATTR = "fail_reason"
 
 
 class ExitObjective:
@@ -168,9 +173,9 @@ class ExitObjective:
             max_params=self.max_params,
             convention=self.cost_convention,
         )
-        trial.set_user_attr("exits_config", config.to_dict())
+        trial.set_user_attr(EXITS_CONFIG_ATTR, config.to_dict())
         trial.set_user_attr(EXIT_MACS_ATTR, [int(m) for m in profile.exit_macs])
-        trial.set_user_attr("exit_params", [int(p) for p in profile.exit_params])
+        trial.set_user_attr(EXIT_PARAMS_ATTR, [int(p) for p in profile.exit_params])
         trial.set_user_attr(PARAMS_ATTR, int(profile.total_params))
         trial.set_user_attr(EXIT_DEFICIT_ATTR, int(self.space.exit_deficit(config)))
         violated = [name for name, value in static.items() if value > 0]
@@ -229,12 +234,12 @@ class ExitObjective:
         )
         trial.set_user_attr(ACCURACY_ATTR, accuracy)
         trial.set_user_attr(AVG_MACS_ATTR, avg_macs)
-        trial.set_user_attr("thresholds", [float(t) for t in evaluation.thresholds])
-        trial.set_user_attr("exit_ratios", [float(r) for r in val.exit_ratios])
-        trial.set_user_attr("test_accuracy", float(test.accuracy))
-        trial.set_user_attr("test_avg_macs", float(test.avg_macs))
-        trial.set_user_attr("test_exit_ratios", [float(r) for r in test.exit_ratios])
-        trial.set_user_attr("train_seconds", float(result.total_seconds))
+        trial.set_user_attr(THRESHOLDS_ATTR, [float(t) for t in evaluation.thresholds])
+        trial.set_user_attr(EXIT_RATIOS_ATTR, [float(r) for r in val.exit_ratios])
+        trial.set_user_attr(TEST_ACCURACY_ATTR, float(test.accuracy))
+        trial.set_user_attr(TEST_AVG_MACS_ATTR, float(test.avg_macs))
+        trial.set_user_attr(TEST_EXIT_RATIOS_ATTR, [float(r) for r in test.exit_ratios])
+        trial.set_user_attr(TRAIN_SECONDS_ATTR, float(result.total_seconds))
         if self.export_dir is not None:
             out = export_eenn(
                 self.export_dir / f"trial_{trial.number}",
@@ -249,5 +254,5 @@ class ExitObjective:
                 preprocessing=self.preprocessing,
             )
             trial.set_user_attr(EXPORT_ATTR, str(out))
-        trial.set_user_attr("trial_seconds", time.perf_counter() - started)
+        trial.set_user_attr(TRIAL_SECONDS_ATTR, time.perf_counter() - started)
         return accuracy, avg_macs

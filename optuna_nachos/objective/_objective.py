@@ -18,10 +18,23 @@ from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import LatencyTable, cost_profile, exit_latency, exit_macs
 from optuna_nachos.data import DatasetSplits, load_dataset
 from optuna_nachos.models import build_eenn
-from optuna_nachos.results._export import ARTIFACT_ATTR, BUNDLE_FILE, save_eenn
-from optuna_nachos.results._preprocess import Preprocessing
-from optuna_nachos.space import MobileNetV3Space
-from optuna_nachos.study._constraints import (
+from optuna_nachos.record import (
+    ACCURACY_PER_EXIT_ATTR,
+    ARTIFACT_ATTR,
+    AVG_LATENCY_ATTR,
+    AVG_MACS_ATTR,
+    BACKBONE_ACCURACY_ATTR,
+    CALIBRATION_FEASIBLE_ATTR,
+    CONFIG_ATTR,
+    COST_KINDS,
+    COST_SETTING,
+    ECE_PER_EXIT_ATTR,
+    EXIT_LATENCY_ATTR,
+    EXIT_MACS_ATTR,
+    EXIT_PARAMS_ATTR,
+    EXIT_RATIOS_ATTR,
+    FAIL_REASON_ATTR,
+    LATENCY_MS,
     MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MAX_PARAMS,
@@ -29,8 +42,22 @@ from optuna_nachos.study._constraints import (
     MAX_PEAK_MACS,
     MIN_ACCURACY,
     MIN_EXITS,
+    OPERATING_CURVE_ATTR,
+    OPERATING_CURVE_COST_ATTR,
+    PARAMS_ATTR,
+    PEAK_LATENCY_ATTR,
+    PEAK_MACS_ATTR,
+    SELECTION_SPLIT,
+    SKIP_REASON_ATTR,
+    THRESHOLDS_ATTR,
+    TIMINGS_ATTR,
+    TRAIN_SECONDS_ATTR,
+    VAL_AVG_LATENCY_ATTR,
+    VAL_EXIT_RATIOS_ATTR,
+    record_evaluation,
 )
-from optuna_nachos.study._protocol import SELECTION_SPLIT, record_evaluation
+from optuna_nachos.results import BUNDLE_FILE, Preprocessing, save_eenn
+from optuna_nachos.space import MobileNetV3Space
 from optuna_nachos.supernet import Supernet, SupernetError, load_supernet
 from optuna_nachos.train import (
     TrainConfig,
@@ -87,11 +114,8 @@ def _describe(values: dict[str, Any]) -> str:
     )
 
 
-COST_OBJECTIVES = ("macs", "latency")
+COST_OBJECTIVES = COST_KINDS
 """What the second objective minimizes: average MACs, or average latency from a table."""
-
-FAIL_REASON_ATTR = "fail_reason"
-SKIP_REASON_ATTR = "skipped_training"
 
 
 class NachosObjective:
@@ -354,7 +378,7 @@ class NachosObjective:
             "max_params": self.max_params,
             "calibration": self.calibration,
             "cost_convention": self.cost_convention,
-            "objective": self.cost_objective,
+            COST_SETTING: self.cost_objective,
             "max_avg_latency_ms": self.max_avg_latency_ms,
             "max_peak_latency_ms": self.max_peak_latency_ms,
             "latency_backend": None if self.latency_table is None else self.latency_backend,
@@ -440,14 +464,14 @@ class NachosObjective:
             in_channels=self.data.in_channels,
             convention=self.cost_convention,
         )
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("exit_macs", [int(m) for m in profile.exit_macs])
-        trial.set_user_attr("exit_params", [int(p) for p in profile.exit_params])
-        trial.set_user_attr("params", int(profile.exit_params[-1]))
+        trial.set_user_attr(CONFIG_ATTR, config.to_dict())
+        trial.set_user_attr(EXIT_MACS_ATTR, [int(m) for m in profile.exit_macs])
+        trial.set_user_attr(EXIT_PARAMS_ATTR, [int(p) for p in profile.exit_params])
+        trial.set_user_attr(PARAMS_ATTR, int(profile.exit_params[-1]))
         latency = self.exit_latency(config)
         if latency is not None:
-            trial.set_user_attr("exit_latency_ms", [float(v) for v in latency])
-            trial.set_user_attr("peak_latency_ms", float(latency[-1]))
+            trial.set_user_attr(EXIT_LATENCY_ATTR, [float(v) for v in latency])
+            trial.set_user_attr(PEAK_LATENCY_ATTR, float(latency[-1]))
         static = self._static_constraints(config, profile, latency)
         violated = [name for name, value in static.items() if value > 0]
         if violated:
@@ -560,33 +584,33 @@ class NachosObjective:
             metrics["avg_latency_ms"] = float(metrics["avg_macs"])
             metrics["avg_macs"] = test_avg_macs
             metrics["peak_macs"] = macs[-1]
-            trial.set_user_attr("operating_curve_cost", "latency_ms")
+            trial.set_user_attr(OPERATING_CURVE_COST_ATTR, LATENCY_MS)
         val_latency = None
         if latency is not None:
             val_latency = _weighted(val_ratios, latency)
-            trial.set_user_attr("val_avg_latency_ms", val_latency)
-            trial.set_user_attr("avg_latency_ms", _weighted(test_ratios, latency))
-            trial.set_user_attr("avg_macs", test_avg_macs)
+            trial.set_user_attr(VAL_AVG_LATENCY_ATTR, val_latency)
+            trial.set_user_attr(AVG_LATENCY_ATTR, _weighted(test_ratios, latency))
+            trial.set_user_attr(AVG_MACS_ATTR, test_avg_macs)
             if measured_latency:
                 trial.set_constraint(MAX_AVG_LATENCY, val_latency - self.max_avg_latency_ms)
-        trial.set_user_attr("exit_ratios", metrics["exit_ratios"])
-        trial.set_user_attr("thresholds", metrics["thresholds"])
-        trial.set_user_attr("accuracy_per_exit", metrics["exit_accuracies"])
-        trial.set_user_attr("backbone_accuracy", metrics["backbone_accuracy"])
-        trial.set_user_attr("ece_per_exit", metrics["ece"])
-        trial.set_user_attr("peak_macs", macs[-1])
-        trial.set_user_attr("val_exit_ratios", val_ratios)
-        trial.set_user_attr("calibration_feasible", bool(evaluation.feasible))
+        trial.set_user_attr(EXIT_RATIOS_ATTR, metrics["exit_ratios"])
+        trial.set_user_attr(THRESHOLDS_ATTR, metrics["thresholds"])
+        trial.set_user_attr(ACCURACY_PER_EXIT_ATTR, metrics["exit_accuracies"])
+        trial.set_user_attr(BACKBONE_ACCURACY_ATTR, metrics["backbone_accuracy"])
+        trial.set_user_attr(ECE_PER_EXIT_ATTR, metrics["ece"])
+        trial.set_user_attr(PEAK_MACS_ATTR, macs[-1])
+        trial.set_user_attr(VAL_EXIT_RATIOS_ATTR, val_ratios)
+        trial.set_user_attr(CALIBRATION_FEASIBLE_ATTR, bool(evaluation.feasible))
         trial.set_user_attr(
-            "operating_curve", [point.to_dict() for point in evaluation.curve or ()]
+            OPERATING_CURVE_ATTR, [point.to_dict() for point in evaluation.curve or ()]
         )
         timings = {
             "train_seconds": calibration_started - train_started,
             "calibration_seconds": finished - calibration_started,
             "trial_seconds": finished - started,
         }
-        trial.set_user_attr("timings", timings)
-        trial.set_user_attr("train_seconds", timings["train_seconds"])
+        trial.set_user_attr(TIMINGS_ATTR, timings)
+        trial.set_user_attr(TRAIN_SECONDS_ATTR, timings["train_seconds"])
         if self.artifact_store is not None:
             self._upload(trial, result.model, metrics, profile, latency)
         if by_latency and val_latency is not None:

@@ -6,7 +6,7 @@ from optuna_nachos.report._report import (
     report_markdown,
     write_report,
 )
-from optuna_nachos.report._summary import StudySummary, summarize
+from optuna_nachos.report._summary import StudySummary, summarize, summary_markdown
 
 __all__ = [
     "REPORT_FORMATS",
@@ -14,5 +14,6 @@ __all__ = [
     "report_html",
     "report_markdown",
     "summarize",
+    "summary_markdown",
     "write_report",
 ]

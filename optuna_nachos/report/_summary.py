@@ -14,11 +14,19 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from optuna_nachos.objective._objective import SKIP_REASON_ATTR
+from optuna_nachos.record import (
+    CONSTRAINT_NAMES,
+    COST_SETTING,
+    MAX_AVG_LATENCY,
+    MAX_AVG_MACS,
+    MIN_ACCURACY,
+    SKIP_REASON_ATTR,
+    selection_constraints,
+    selection_feasible,
+    study_settings,
+)
 from optuna_nachos.results import admissible_trials, front_rows, high_tradeoff_trials, hypervolume
-from optuna_nachos.study import study_settings
-from optuna_nachos.study._constraints import CONSTRAINT_NAMES
-from optuna_nachos.study._protocol import selection_constraints, selection_feasible, study_protocol
+from optuna_nachos.study import study_protocol
 
 TABLE_COLUMNS = (
     "trial",
@@ -231,14 +239,14 @@ def hypervolume_sentence(summary: StudySummary) -> str:
     """One sentence with the hypervolume and its reference point."""
     if summary.hypervolume is None:
         return "Hypervolume: not available (the study records no budget and accuracy floor)."
-    floor = summary.settings.get("min_accuracy")
-    if summary.settings.get("objective") == "latency":
-        budget = summary.settings.get("max_avg_latency_ms")
+    floor = summary.settings.get(MIN_ACCURACY)
+    if summary.settings.get(COST_SETTING) == "latency":
+        budget = summary.settings.get(MAX_AVG_LATENCY)
         return (
             f"Hypervolume of the admissible front: {summary.hypervolume:.4f} (normalized; "
             f"reference point accuracy {float(floor):g}, average latency {format_ms(budget)})."
         )
-    budget = summary.settings.get("max_avg_macs")
+    budget = summary.settings.get(MAX_AVG_MACS)
     return (
         f"Hypervolume of the admissible front, on validation figures: {summary.hypervolume:.4f} "
         "(normalized; reference "

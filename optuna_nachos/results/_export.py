@@ -17,6 +17,7 @@ import torch
 
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.models import EarlyExitNetwork, EarlyExitPrediction, build_eenn
+from optuna_nachos.record import ARTIFACT_ATTR
 from optuna_nachos.results._preprocess import Preprocessing
 from optuna_nachos.results._programs import PROGRAMS_DIR, load_programs, save_programs
 
@@ -26,7 +27,6 @@ PROGRAMS = "programs"
 BUNDLE_FILE = "eenn.pt"
 METADATA_FILE = "eenn.json"
 WEIGHTS_FILE = "weights.pt"
-ARTIFACT_ATTR = "nachos_artifact_id"
 
 
 @dataclass

@@ -8,8 +8,16 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nachos.study._create import study_settings
-from optuna_nachos.study._protocol import selection_feasible, selection_values
+from optuna_nachos._pareto import nondominated_mask
+from optuna_nachos.record import (
+    COST_SETTING,
+    MAX_AVG_LATENCY,
+    MAX_AVG_MACS,
+    MIN_ACCURACY,
+    selection_feasible,
+    selection_values,
+    study_settings,
+)
 
 
 def admissible_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -30,26 +38,30 @@ def admissible_trials(study: optuna.Study) -> list[FrozenTrial]:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if selection_feasible(t)
     ]
-    front = []
-    for trial, (acc, macs) in feasible:
-        dominated = any(
-            other_acc >= acc and other_macs <= macs and (other_acc > acc or other_macs < macs)
-            for _, (other_acc, other_macs) in feasible
-        )
-        if not dominated:
-            front.append(trial)
+    losses = np.array([(-acc, macs) for _, (acc, macs) in feasible], dtype=float)
+    front = [trial for (trial, _), keep in zip(feasible, nondominated_mask(losses)) if keep]
     return sorted(front, key=lambda t: (selection_values(t)[1], -selection_values(t)[0], t.number))
 
 
-def _reference(
-    study: optuna.Study | None, min_accuracy: float | None, max_avg_macs: float | None
+def hypervolume_reference(
+    study: optuna.Study | None,
+    min_accuracy: float | None = None,
+    max_avg_macs: float | None = None,
 ) -> tuple[float, float]:
+    """The reference point (accuracy floor, cost budget) of a study's front hypervolume.
+
+    Given values win; the others come from the study's settings (the latency budget, in ms,
+    for a study that minimizes latency).
+
+    Raises:
+        ValueError: If neither gives both.
+    """
     settings = study_settings(study) if study is not None else {}
-    min_accuracy = settings.get("min_accuracy") if min_accuracy is None else min_accuracy
+    min_accuracy = settings.get(MIN_ACCURACY) if min_accuracy is None else min_accuracy
     if max_avg_macs is None:
         # A study minimizing latency has its budget, in ms, as the reference.
-        latency = settings.get("objective") == "latency"
-        max_avg_macs = settings.get("max_avg_latency_ms" if latency else "max_avg_macs")
+        latency = settings.get(COST_SETTING) == "latency"
+        max_avg_macs = settings.get(MAX_AVG_LATENCY if latency else MAX_AVG_MACS)
     if min_accuracy is None or max_avg_macs is None:
         raise ValueError(
             "the hypervolume needs a reference point: pass min_accuracy and max_avg_macs, or "
@@ -77,7 +89,7 @@ def hypervolume(
         max_avg_macs: Average-MAC budget; defaults to the study's setting.
     """
     study = trials if isinstance(trials, optuna.Study) else None
-    floor, budget = _reference(study, min_accuracy, max_avg_macs)
+    floor, budget = hypervolume_reference(study, min_accuracy, max_avg_macs)
     if study is not None:
         points = [selection_values(t) for t in admissible_trials(study)]
     else:

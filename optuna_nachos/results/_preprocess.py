@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optuna_nachos.data._transforms import resize_images, resize_shorter_center_crop
+from optuna_nachos.data import resize_images, resize_shorter_center_crop
 
 RESIZE_MODES = ("stretch", "center_crop")
 """How raw images are brought to the network's resolution: resized to the square directly

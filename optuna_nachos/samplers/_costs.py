@@ -10,12 +10,20 @@ from typing import Any
 import numpy as np
 
 from optuna_nachos.config import NUM_STAGES
+from optuna_nachos.record import MAX_AVG_MACS, MAX_PARAMS, MAX_PEAK_MACS, MIN_ACCURACY, MIN_EXITS
 
-MAX_AVG_MACS = "max_avg_macs"
-MIN_ACCURACY = "min_accuracy"
-MIN_EXITS = "min_exits"
-MAX_PEAK_MACS = "max_peak_macs"
-MAX_PARAMS = "max_params"
+__all__ = [  # the constraint names are the record's, re-exported for the sampler
+    "MAX_AVG_MACS",
+    "MAX_PARAMS",
+    "MAX_PEAK_MACS",
+    "MIN_ACCURACY",
+    "MIN_EXITS",
+    "CandidateCosts",
+    "SpaceCosts",
+    "average_anchor",
+    "budget_position",
+    "exit_position_baseline",
+]
 
 
 @dataclass(frozen=True)

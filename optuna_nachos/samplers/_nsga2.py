@@ -11,49 +11,35 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
+from optuna._hypervolume import compute_hypervolume
+from optuna.study._multi_objective import _fast_non_domination_rank
 
+from optuna_nachos._pareto import nondominated_mask
 from optuna_nachos.samplers._encoding import SearchSpaceEncoder
 
 Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """Maps vectors ``(n, d)`` to minimized objectives ``(n, m)`` and total violations ``(n,)``."""
 
 
+def _rows(objectives: np.ndarray) -> np.ndarray:
+    """Objectives as a 2-D array, one row per point (a 1-D array is one objective)."""
+    f = np.asarray(objectives, dtype=float)
+    return f[:, None] if f.ndim == 1 else f
+
+
 def non_dominated_ranks(objectives: np.ndarray) -> np.ndarray:
     """Pareto rank of every row (0 for the non-dominated ones) of minimized objectives."""
-    f = np.asarray(objectives, dtype=float)
-    n = len(f)
-    ranks = np.full(n, -1, dtype=int)
-    if n == 0:
-        return ranks
-    le = np.all(f[:, None, :] <= f[None, :, :], axis=2)
-    lt = np.any(f[:, None, :] < f[None, :, :], axis=2)
-    dominates = le & lt  # dominates[i, j]: i dominates j
-    counts = dominates.sum(axis=0)
-    current = np.flatnonzero(counts == 0)
-    rank = 0
-    while current.size:
-        ranks[current] = rank
-        counts = counts - dominates[current].sum(axis=0)
-        counts[ranks >= 0] = -1
-        current = np.flatnonzero(counts == 0)
-        rank += 1
-    return ranks
+    return _fast_non_domination_rank(_rows(objectives))
 
 
 def constrained_ranks(objectives: np.ndarray, violations: np.ndarray) -> np.ndarray:
-    """Ranks under constrained domination: feasible Pareto ranks first, then by violation."""
-    v = np.asarray(violations, dtype=float)
-    ranks = np.empty(len(v), dtype=int)
-    feasible = v <= 0.0
-    if feasible.any():
-        ranks[feasible] = non_dominated_ranks(np.asarray(objectives)[feasible])
-        offset = int(ranks[feasible].max()) + 1
-    else:
-        offset = 0
-    if (~feasible).any():
-        _, order = np.unique(v[~feasible], return_inverse=True)
-        ranks[~feasible] = offset + order
-    return ranks
+    """Ranks under constrained domination: feasible Pareto ranks first, then by violation.
+
+    Optuna's constrained non-dominated sort (the one its NSGA-II uses): equal violations share
+    a rank, and a missing (NaN) violation counts as the largest.
+    """
+    v = np.nan_to_num(np.asarray(violations, dtype=float), nan=np.inf)
+    return _fast_non_domination_rank(_rows(objectives), penalty=v)
 
 
 def crowding_distance(objectives: np.ndarray) -> np.ndarray:
@@ -315,29 +301,19 @@ def select_spread(
     return np.array(chosen[:k], dtype=int)
 
 
-def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
-    """Hypervolume dominated by minimized ``points`` up to ``reference`` (exact, by slicing)."""
+def dominated_hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume that minimized ``points`` dominate up to ``reference`` (Optuna's exact WFG).
+
+    Points not strictly better than ``reference`` in every objective add nothing.
+    """
+    reference = np.asarray(reference, dtype=float)
     p = np.asarray(points, dtype=float).reshape(-1, len(reference))
     p = p[np.all(p < reference, axis=1)]
     if len(p) == 0:
         return 0.0
-    m = p.shape[1]
-    if m == 1:
+    if p.shape[1] == 1:
         return float(reference[0] - p[:, 0].min())
-    if m == 2:
-        p = p[np.argsort(p[:, 0], kind="stable")]
-        best = np.minimum.accumulate(p[:, 1])
-        widths = np.diff(np.append(p[:, 0], reference[0]))
-        return float(np.sum(widths * (reference[1] - best)))
-    p = p[np.argsort(p[:, -1], kind="stable")]
-    upper = np.append(p[1:, -1], reference[-1])
-    return float(
-        sum(
-            (upper[i] - p[i, -1]) * hypervolume(p[: i + 1, :-1], reference[:-1])
-            for i in range(len(p))
-            if upper[i] > p[i, -1]
-        )
-    )
+    return float(compute_hypervolume(p, reference))
 
 
 def select_hypervolume(
@@ -362,12 +338,21 @@ def select_hypervolume(
     base = np.asarray(front, dtype=float).reshape(-1, f.shape[1])
     chosen: list[int] = []
     pool = [i for i in np.flatnonzero(v <= 0.0) if np.all(f[i] < reference)]
-    current = hypervolume(base, reference)
+    if pool:
+        # A candidate dominated by the front or by another candidate never adds the most, and
+        # adds nothing once its dominator is chosen: only the non-dominated ones are weighed.
+        on_front = nondominated_mask(np.vstack([base, f[pool]]))[len(base) :]
+        pool = [i for i, keep in zip(pool, on_front, strict=True) if keep]
+    current = dominated_hypervolume(base, reference)
     while pool and len(chosen) < k:
         points = np.vstack([base, f[chosen]]) if chosen else base
-        gains = np.array([hypervolume(np.vstack([points, f[i]]), reference) for i in pool])
-        best = int(np.argmax(gains))
-        if gains[best] - current <= 1e-12 * max(abs(current), 1.0):
+        gains = np.array(
+            [dominated_hypervolume(np.vstack([points, f[i]]), reference) for i in pool]
+        )
+        # Gains equal up to rounding are ties, broken by the candidates' order.
+        tolerance = 1e-12 * max(abs(current), 1.0)
+        best = int(np.flatnonzero(gains >= gains.max() - tolerance)[0])
+        if gains[best] - current <= tolerance:
             break
         chosen.append(pool.pop(best))
         current = float(gains[best])

@@ -10,6 +10,7 @@ import numpy as np
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_nachos.record import SKIP_REASON_ATTR
 from optuna_nachos.samplers._costs import SpaceCosts
 from optuna_nachos.samplers._encoding import SearchSpaceEncoder
 from optuna_nachos.samplers._nsga2 import (
@@ -21,9 +22,9 @@ from optuna_nachos.samplers._nsga2 import (
 from optuna_nachos.samplers._round_model import Roles, RoundData, RoundModel
 from optuna_nachos.samplers._settings import NachosSettings
 
-SKIPPED_TRAINING_ATTR = "skipped_training"
+SKIPPED_TRAINING_ATTR = SKIP_REASON_ATTR
 """Trial user attribute of candidates an objective did not train (their values are not used to
-fit the objective surrogates)."""
+fit the objective surrogates); the record's name."""
 
 
 def canonical_params(

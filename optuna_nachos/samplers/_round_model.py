@@ -8,12 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from optuna_nachos.record import MAX_AVG_MACS, MAX_PARAMS, MAX_PEAK_MACS, MIN_ACCURACY, MIN_EXITS
 from optuna_nachos.samplers._costs import (
-    MAX_AVG_MACS,
-    MAX_PARAMS,
-    MAX_PEAK_MACS,
-    MIN_ACCURACY,
-    MIN_EXITS,
     CandidateCosts,
     SpaceCosts,
     average_anchor,

@@ -12,9 +12,13 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from torch import nn
 
 from optuna_nachos.config import ConfigError, ExitsConfig
-from optuna_nachos.cost import CostProfile, peak_macs
-from optuna_nachos.cost._common import check_convention, compose_exits
-from optuna_nachos.cost._fvcore import module_macs
+from optuna_nachos.cost import (
+    CostProfile,
+    check_convention,
+    compose_exits,
+    module_macs,
+    peak_macs,
+)
 from optuna_nachos.models import (
     BackboneStages,
     EarlyExitNetwork,

@@ -6,24 +6,14 @@ from collections.abc import Callable, Sequence
 
 from optuna.trial import FrozenTrial
 
-MAX_AVG_MACS = "max_avg_macs"
-MIN_ACCURACY = "min_accuracy"
-MIN_EXITS = "min_exits"
-MAX_PEAK_MACS = "max_peak_macs"
-MAX_PARAMS = "max_params"
-MAX_AVG_LATENCY = "max_avg_latency_ms"
-MAX_PEAK_LATENCY = "max_peak_latency_ms"
-
-CONSTRAINT_NAMES: tuple[str, ...] = (
-    MAX_AVG_MACS,
-    MIN_ACCURACY,
-    MIN_EXITS,
-    MAX_PEAK_MACS,
-    MAX_PARAMS,
-    MAX_AVG_LATENCY,
-    MAX_PEAK_LATENCY,
+from optuna_nachos.record import (
+    ACCURACY_ATTR,
+    AVG_MACS_ATTR,
+    CONSTRAINT_NAMES,
+    EXIT_DEFICIT_ATTR,
+    EXIT_MACS_ATTR,
+    PARAMS_ATTR,
 )
-"""Every constraint the objective may set, in the fixed order of :func:`constraint_values`."""
 
 
 def constraint_values(trial: FrozenTrial, names: Sequence[str] | None = None) -> list[float]:
@@ -60,23 +50,6 @@ def is_feasible(trial: FrozenTrial) -> bool:
     """Whether the trial carries constraints and satisfies all of them."""
     stored = trial.constraints
     return bool(stored) and all(value <= 0.0 for value in stored.values())
-
-
-ACCURACY_ATTR = "accuracy"
-"""User attribute holding a trial's accuracy (the objective value), read by
-:func:`constraints_from_user_attrs`."""
-
-AVG_MACS_ATTR = "avg_macs"
-"""User attribute holding a trial's average MACs (the objective value)."""
-
-EXIT_DEFICIT_ATTR = "exit_deficit"
-"""User attribute holding the early exits a trial lacks to reach ``min_exits``."""
-
-EXIT_MACS_ATTR = "exit_macs"
-"""User attribute holding a trial's per-exit MACs (the last one is the peak)."""
-
-PARAMS_ATTR = "params"
-"""User attribute holding a trial's parameter count."""
 
 
 def constraints_from_user_attrs(

@@ -10,15 +10,17 @@ from typing import Any
 import optuna
 
 from optuna_nachos._logging import get_logger
+from optuna_nachos.record import (
+    DIRECTIONS,
+    METRIC_NAMES,
+    SETTINGS_HISTORY_KEY,
+    SETTINGS_KEY,
+    SETTINGS_VERSION_KEY,
+)
 
-DIRECTIONS = ("maximize", "minimize")
-METRIC_NAMES = ("accuracy", "avg_macs")
-LATENCY_METRIC_NAMES = ("accuracy", "avg_latency_ms")
-"""Metric names of a study that minimizes average latency instead of MACs."""
 DEFAULT_STORAGE = "sqlite:///nachos.db"
-SETTINGS_KEY = "nachos_settings"
-VERSION_KEY = "nachos_settings_version"
-HISTORY_KEY = "nachos_settings_history"
+VERSION_KEY = SETTINGS_VERSION_KEY
+HISTORY_KEY = SETTINGS_HISTORY_KEY
 FREE_SETTINGS = frozenset({"sampler", "train.device", "train.progress", "train.num_workers"})
 """Settings that may change when a study is resumed: they do not change what a trial
 measures."""
@@ -134,8 +136,3 @@ def _record_settings(study: optuna.Study, settings: dict[str, Any], new_settings
 def settings_version(study: optuna.Study) -> int:
     """The study's current settings version (1 when created, 0 when it records none)."""
     return int(study.user_attrs.get(VERSION_KEY, 1 if SETTINGS_KEY in study.user_attrs else 0))
-
-
-def study_settings(study: optuna.Study) -> dict[str, Any]:
-    """The search settings recorded by :func:`create_study` (empty when none)."""
-    return dict(study.user_attrs.get(SETTINGS_KEY, {}))

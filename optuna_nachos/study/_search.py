@@ -12,11 +12,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nachos._logging import get_logger
+from optuna_nachos.record import FAIL_REASON_ATTR, WORKER_ATTR
 from optuna_nachos.study._create import VERSION_KEY, settings_version
 from optuna_nachos.study._storage import StudyLock
 from optuna_nachos.study._workers import (
-    FAIL_REASON_ATTR,
-    WORKER_ATTR,
     fail_stale_trials,
     heartbeat,
     live_running,

@@ -23,19 +23,16 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nachos._logging import get_logger
+from optuna_nachos.record import (
+    FAIL_REASON_ATTR,
+    RETRY_ATTR,
+    RETRY_REASON_ATTR,
+    WORKER_ATTR,
+    WORKERS_ATTR,
+)
 from optuna_nachos.study._storage import heartbeat_interval, rdb_storage
 
 _logger = get_logger(__name__)
-
-WORKER_ATTR = "nachos_worker"
-"""User attribute of a trial: the record of the worker that runs it."""
-RETRY_ATTR = "nachos_retry_of"
-"""User attribute of a retried trial: the numbers of the stale trials it replaces."""
-RETRY_REASON_ATTR = "nachos_retry_reason"
-"""User attribute of a retried trial: why the trial it replaces failed."""
-WORKERS_ATTR = "nachos_worker_count"
-"""Study user attribute: how many workers have started on the study."""
-FAIL_REASON_ATTR = "fail_reason"
 
 
 def _process_start(pid: int) -> str | None:

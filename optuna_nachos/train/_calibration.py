@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from optuna_nachos._pareto import cheapest_first_front
 from optuna_nachos.models import cumulative_confidence, select_exits
 from optuna_nachos.train._evaluation import average_macs_of, check_exit_costs, exit_ratios_of
 from optuna_nachos.train._inference import ExitOutputs
@@ -475,17 +476,10 @@ def calibrate_thresholds(
     )
 
 
-def _pareto_mask(accuracy: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
+def _front_indices(accuracy: torch.Tensor, macs: torch.Tensor) -> torch.Tensor:
     """Indices of the non-dominated points, cheapest first (ties: the most accurate)."""
-    order = np.lexsort((-accuracy.numpy(), macs.numpy()))
-    keep = []
-    best = -np.inf
-    acc = accuracy.numpy()
-    for index in order:
-        if acc[index] > best + _ACC_TOL:
-            keep.append(index)
-            best = acc[index]
-    return torch.as_tensor(np.array(keep, dtype=np.int64))
+    keep = cheapest_first_front(macs.numpy(), accuracy.numpy(), tol=_ACC_TOL)
+    return torch.as_tensor(keep)
 
 
 def operating_curve(
@@ -537,12 +531,12 @@ def operating_curve(
     settings = torch.cat(recorder.thresholds)
     accuracy = torch.cat(recorder.accuracy)
     macs = torch.cat(recorder.macs)
-    front = _pareto_mask(accuracy, macs)
+    front = _front_indices(accuracy, macs)
     points = []
     for setting in settings[front]:
         point_accuracy, point_macs, ratios = table.point(setting)
         points.append(OperatingPoint(tuple(setting.tolist()), point_accuracy, point_macs, ratios))
-    keep = _pareto_mask(
+    keep = _front_indices(
         torch.tensor([p.accuracy for p in points], dtype=torch.float64),
         torch.tensor([p.avg_macs for p in points], dtype=torch.float64),
     )

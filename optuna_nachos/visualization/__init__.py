@@ -6,7 +6,12 @@ from optuna_nachos.visualization._exits import plot_exit_metrics, plot_exit_rati
 from optuna_nachos.visualization._hypervolume import hypervolume_history, plot_hypervolume_history
 from optuna_nachos.visualization._operating import plot_operating_curve
 from optuna_nachos.visualization._pareto import plot_pareto_front
-from optuna_nachos.visualization._save import FIGURE_NAMES, save_figures, study_figures
+from optuna_nachos.visualization._save import (
+    FIGURE_NAMES,
+    save_figures,
+    study_figures,
+    write_images,
+)
 
 __all__ = [
     "FIGURE_NAMES",
@@ -19,4 +24,5 @@ __all__ = [
     "plot_pareto_front",
     "save_figures",
     "study_figures",
+    "write_images",
 ]

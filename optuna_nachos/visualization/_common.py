@@ -10,7 +10,15 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from optuna_nachos.config import ConfigError, EENNConfig
-from optuna_nachos.study._create import study_settings
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    CONFIG_ATTR,
+    COST_INDEX,
+    MAX_AVG_MACS,
+    MIN_ACCURACY,
+    SKIP_REASON_ATTR,
+    study_settings,
+)
 
 MACS_SCALE = 1e6
 """MACs are plotted in millions."""
@@ -55,8 +63,8 @@ def require_attrs(trial: FrozenTrial, names: Sequence[str], *, figure: str) -> N
     if not missing:
         return
     hint = ""
-    if "skipped_training" in trial.user_attrs:
-        hint = f" It was not trained ({trial.user_attrs['skipped_training']})."
+    if SKIP_REASON_ATTR in trial.user_attrs:
+        hint = f" It was not trained ({trial.user_attrs[SKIP_REASON_ATTR]})."
     raise ValueError(
         f"{figure} needs the user attribute(s) {missing} of trial {trial.number}, written by "
         f"NachosObjective on every trained trial.{hint}"
@@ -69,12 +77,12 @@ def require_values(trial: FrozenTrial, *, figure: str) -> tuple[float, float]:
             f"{figure} needs a finished trial with the values (accuracy, average MACs); trial "
             f"{trial.number} is {trial.state.name} with values {trial.values}."
         )
-    return float(trial.values[0]), float(trial.values[1])
+    return float(trial.values[ACCURACY_INDEX]), float(trial.values[COST_INDEX])
 
 
 def trial_config(trial: FrozenTrial) -> EENNConfig | None:
     """The configuration recorded by the objective, or ``None`` when absent or unreadable."""
-    data = trial.user_attrs.get("config")
+    data = trial.user_attrs.get(CONFIG_ATTR)
     if data is None:
         return None
     try:
@@ -108,9 +116,9 @@ def references(
     """Budget and floor: the keyword arguments, else the study settings, else ``None``."""
     settings = study_settings(study) if study is not None else {}
     if max_avg_macs is None:
-        max_avg_macs = settings.get("max_avg_macs")
+        max_avg_macs = settings.get(MAX_AVG_MACS)
     if min_accuracy is None:
-        min_accuracy = settings.get("min_accuracy")
+        min_accuracy = settings.get(MIN_ACCURACY)
     return (
         None if max_avg_macs is None else float(max_avg_macs),
         None if min_accuracy is None else float(min_accuracy),

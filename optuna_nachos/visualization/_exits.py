@@ -8,6 +8,13 @@ from optuna.trial import FrozenTrial
 from plotly.subplots import make_subplots
 
 from optuna_nachos.config import NUM_STAGES
+from optuna_nachos.record import (
+    ACCURACY_PER_EXIT_ATTR,
+    CONFIG_ATTR,
+    COST_INDEX,
+    EXIT_MACS_ATTR,
+    EXIT_RATIOS_ATTR,
+)
 from optuna_nachos.results import admissible_trials
 from optuna_nachos.visualization._common import (
     COLORS,
@@ -57,18 +64,18 @@ def plot_exit_ratios(study: optuna.Study) -> go.Figure:
         )
     rows = []
     for trial in front:
-        require_attrs(trial, ["exit_ratios", "config"], figure="plot_exit_ratios")
+        require_attrs(trial, [EXIT_RATIOS_ATTR, CONFIG_ATTR], figure="plot_exit_ratios")
         config = trial_config(trial)
-        ratios = [float(r) for r in trial.user_attrs["exit_ratios"]]
+        ratios = [float(r) for r in trial.user_attrs[EXIT_RATIOS_ATTR]]
         if config is None or len(ratios) != config.num_exits:
             raise ValueError(
                 f"trial {trial.number}: its exit_ratios {ratios} do not match its recorded "
                 "configuration (one ratio per early exit, then the final exit)."
             )
         stages = [*config.exit_stages, NUM_STAGES]
-        costs = trial.user_attrs.get("exit_macs")
+        costs = trial.user_attrs.get(EXIT_MACS_ATTR)
         rows.append((trial, dict(zip(stages, ratios)), dict(zip(stages, costs or ()))))
-    labels = [f"trial {t.number}<br>{format_macs(t.values[1])}" for t, _, _ in rows]
+    labels = [f"trial {t.number}<br>{format_macs(t.values[COST_INDEX])}" for t, _, _ in rows]
     positions = sorted({stage for _, ratios, _ in rows for stage in ratios})
     fig = go.Figure()
     for index, stage in enumerate(positions):
@@ -123,12 +130,14 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
             (written by ``NachosObjective`` on trained trials), or their lengths differ.
     """
     require_attrs(
-        trial, ["accuracy_per_exit", "exit_macs", "exit_ratios"], figure="plot_exit_metrics"
+        trial,
+        [ACCURACY_PER_EXIT_ATTR, EXIT_MACS_ATTR, EXIT_RATIOS_ATTR],
+        figure="plot_exit_metrics",
     )
     accuracy, avg_macs = require_values(trial, figure="plot_exit_metrics")
-    accuracies = [float(a) for a in trial.user_attrs["accuracy_per_exit"]]
-    costs = [float(m) for m in trial.user_attrs["exit_macs"]]
-    ratios = [float(r) for r in trial.user_attrs["exit_ratios"]]
+    accuracies = [float(a) for a in trial.user_attrs[ACCURACY_PER_EXIT_ATTR]]
+    costs = [float(m) for m in trial.user_attrs[EXIT_MACS_ATTR]]
+    ratios = [float(r) for r in trial.user_attrs[EXIT_RATIOS_ATTR]]
     if not len(accuracies) == len(costs) == len(ratios):
         raise ValueError(
             f"trial {trial.number}: accuracy_per_exit, exit_macs and exit_ratios must have one "

@@ -9,8 +9,7 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nachos.results import hypervolume
-from optuna_nachos.results._front import _reference
+from optuna_nachos.results import hypervolume, hypervolume_reference
 from optuna_nachos.study import is_feasible
 from optuna_nachos.visualization._common import EXIT_COLORS, base_layout, check_study
 
@@ -44,7 +43,7 @@ def hypervolume_history(
     Raises:
         ValueError: If the study has no reference point and none is passed.
     """
-    floor, budget = _reference(study, min_accuracy, max_avg_macs)
+    floor, budget = hypervolume_reference(study, min_accuracy, max_avg_macs)
     trials = sorted(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=_completion_order
     )

@@ -8,6 +8,11 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
+from optuna_nachos.record import (
+    EXIT_RATIOS_ATTR,
+    OPERATING_CURVE_ATTR,
+    THRESHOLDS_ATTR,
+)
 from optuna_nachos.visualization._common import (
     ACCURACY_TITLE,
     COLORS,
@@ -68,12 +73,12 @@ def plot_operating_curve(
         ValueError: If the trial lacks the user attribute ``operating_curve`` (or
             ``thresholds``), written by ``NachosObjective`` on trained trials, or has no values.
     """
-    require_attrs(trial, ["operating_curve", "thresholds"], figure="plot_operating_curve")
+    require_attrs(trial, [OPERATING_CURVE_ATTR, THRESHOLDS_ATTR], figure="plot_operating_curve")
     accuracy, avg_macs = require_values(trial, figure="plot_operating_curve")
     budget, floor = references(study, max_avg_macs, min_accuracy)
-    points = sorted(trial.user_attrs["operating_curve"], key=lambda p: p["avg_macs"])
-    thresholds = [float(t) for t in trial.user_attrs["thresholds"]]
-    ratios = trial.user_attrs.get("exit_ratios") or []
+    points = sorted(trial.user_attrs[OPERATING_CURVE_ATTR], key=lambda p: p["avg_macs"])
+    thresholds = [float(t) for t in trial.user_attrs[THRESHOLDS_ATTR]]
+    ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR) or []
     names = exit_names(trial_config(trial), len(thresholds) + 1)
     fig = go.Figure()
     fig.add_trace(

@@ -6,7 +6,13 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_nachos.objective._objective import SKIP_REASON_ATTR
+from optuna_nachos.record import (
+    ACCURACY_INDEX,
+    COST_INDEX,
+    SKIP_REASON_ATTR,
+    THRESHOLDS_ATTR,
+    objective_values,
+)
 from optuna_nachos.results import admissible_trials
 from optuna_nachos.study import is_feasible
 from optuna_nachos.visualization._common import (
@@ -30,7 +36,7 @@ SKIPPED = "not trained (static guard)"
 
 def trial_hover(trial: FrozenTrial) -> str:
     """Hover text of a trial: number, architecture, exits, thresholds, accuracy, MACs."""
-    accuracy, macs = trial.values
+    accuracy, macs = objective_values(trial)
     lines = [f"<b>trial {trial.number}</b>"]
     config = trial_config(trial)
     if config is not None:
@@ -40,8 +46,8 @@ def trial_hover(trial: FrozenTrial) -> str:
         lines.append(f"not trained: {trial.user_attrs[SKIP_REASON_ATTR]}")
         lines.append(f"average MACs >= {macs:,.0f} (cost of the first exit)")
         return "<br>".join(lines)
-    if "thresholds" in trial.user_attrs:
-        lines.append(f"thresholds {format_values(trial.user_attrs['thresholds'])}")
+    if THRESHOLDS_ATTR in trial.user_attrs:
+        lines.append(f"thresholds {format_values(trial.user_attrs[THRESHOLDS_ATTR])}")
     lines += [f"accuracy {accuracy:.2%}", f"average MACs {macs:,.0f}"]
     violated = [name for name, value in trial.constraints.items() if value > 0]
     if violated:
@@ -51,8 +57,8 @@ def trial_hover(trial: FrozenTrial) -> str:
 
 def _trace(trials: list[FrozenTrial], *, name: str, marker: dict, **kwargs: object) -> go.Scatter:
     return go.Scatter(
-        x=[millions(t.values[1]) for t in trials],
-        y=[float(t.values[0]) for t in trials],
+        x=[millions(t.values[COST_INDEX]) for t in trials],
+        y=[float(t.values[ACCURACY_INDEX]) for t in trials],
         customdata=[t.number for t in trials],
         text=[trial_hover(t) for t in trials],
         hovertemplate="%{text}<extra></extra>",
@@ -164,7 +170,9 @@ def plot_pareto_front(
         yaxis_tickformat=".0%",
     )
     fig.update_xaxes(rangemode="tozero")
-    accuracies = [float(t.values[0]) for t in (*infeasible, *skipped, *feasible, *front)]
+    accuracies = [
+        float(t.values[ACCURACY_INDEX]) for t in (*infeasible, *skipped, *feasible, *front)
+    ]
     if floor is not None:
         accuracies.append(floor)
     if accuracies:

@@ -11,6 +11,7 @@ import plotly.io as pio
 from optuna.trial import FrozenTrial
 
 from optuna_nachos._logging import get_logger
+from optuna_nachos.record import IN_CHANNELS_SETTING, NUM_CLASSES_SETTING
 from optuna_nachos.results import admissible_trials, high_tradeoff_trials
 from optuna_nachos.study import study_settings
 from optuna_nachos.visualization._architecture import plot_architecture
@@ -96,8 +97,8 @@ def study_figures(
         "architecture",
         lambda: plot_architecture(
             chosen,
-            num_classes=settings.get("num_classes"),
-            in_channels=settings.get("in_channels"),
+            num_classes=settings.get(NUM_CLASSES_SETTING),
+            in_channels=settings.get(IN_CHANNELS_SETTING),
         ),
     )
     return figures

@@ -11,7 +11,7 @@ from optuna_nachos.samplers._nsga2 import (
     IntegerNSGA2,
     constrained_ranks,
     crowding_distance,
-    hypervolume,
+    dominated_hypervolume,
     non_dominated_ranks,
     select_hypervolume,
     select_spread,
@@ -139,12 +139,12 @@ def test_surrogate_selection_by_kendall_tau() -> None:
     assert flat.name == "constant" and np.all(flat.predict(x) == 1.0)
 
 
-def test_hypervolume_exact_in_two_and_three_dimensions() -> None:
+def test_dominated_hypervolume_exact_in_two_and_three_dimensions() -> None:
     points = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [3.5, 3.5]])
-    assert hypervolume(points, np.array([4.0, 4.0])) == pytest.approx(6.0)
-    assert hypervolume(points[:0], np.array([4.0, 4.0])) == 0.0
+    assert dominated_hypervolume(points, np.array([4.0, 4.0])) == pytest.approx(6.0)
+    assert dominated_hypervolume(points[:0], np.array([4.0, 4.0])) == 0.0
     cube = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
-    assert hypervolume(cube, np.array([2.0, 2.0, 2.0])) == pytest.approx(4.0)
+    assert dominated_hypervolume(cube, np.array([2.0, 2.0, 2.0])) == pytest.approx(4.0)
 
 
 def test_select_hypervolume_prefers_improvements_then_spreads() -> None:
