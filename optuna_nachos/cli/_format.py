@@ -260,10 +260,13 @@ def print_trial_summary(study: object, trial: FrozenTrial) -> None:
     """A search callback: print :func:`trial_summary` above the progress bar."""
     from tqdm.auto import tqdm
 
-    tqdm.write(trial_summary(trial), file=sys.stderr)
+    from optuna_nachos.record import COST_SETTING, study_settings
+
+    latency = study_settings(study).get(COST_SETTING) == "latency"
+    tqdm.write(trial_summary(trial, latency=latency), file=sys.stderr)
 
 
-def trial_summary(trial: FrozenTrial) -> str:
+def trial_summary(trial: FrozenTrial, *, latency: bool = False) -> str:
     """One line on a finished trial of the packaged objective: its candidate and its outcome.
 
     It replaces Optuna's per-trial log line, which lists every trial parameter (49 for the
@@ -271,6 +274,9 @@ def trial_summary(trial: FrozenTrial) -> str:
 
         Trial 3: accuracy 0.9417, avg MACs 1.204M, feasible; d2232 exits 1,2 r16;
         exit ratios 0.71,0.22,0.07; trained in 14 s
+
+    With ``latency`` (a study searched with the latency objective) the second value is the
+    average latency in ms.
     """
     from optuna.trial import TrialState
 
@@ -296,17 +302,19 @@ def trial_summary(trial: FrozenTrial) -> str:
         return f"Trial {trial.number} failed ({reason}); {candidate}"
     if trial.state != TrialState.COMPLETE or trial.values is None:
         return f"Trial {trial.number} {trial.state.name.lower()}; {candidate}"
-    accuracy, avg_macs = trial.values[ACCURACY_INDEX], trial.values[COST_INDEX]
+    accuracy, cost = trial.values[ACCURACY_INDEX], trial.values[COST_INDEX]
     if SKIP_REASON_ATTR in trial.user_attrs:
+        floor = f"{cost:.3f} ms average latency" if latency else f"{_megamacs(cost)} average MACs"
         return (
             f"Trial {trial.number} not trained ({trial.user_attrs[SKIP_REASON_ATTR]}); "
-            f"{candidate}, at least {_megamacs(avg_macs)} average MACs"
+            f"{candidate}, at least {floor}"
         )
     violated = [name for name, value in (trial.constraints or {}).items() if value > 0]
     verdict = "infeasible: violates " + ", ".join(violated) if violated else "feasible"
     parts = [
-        f"Trial {trial.number}: accuracy {accuracy:.4f}, avg MACs {_megamacs(avg_macs)}, "
-        f"{verdict}; {candidate}"
+        f"Trial {trial.number}: accuracy {accuracy:.4f}, "
+        + (f"avg latency {cost:.3f} ms, " if latency else f"avg MACs {_megamacs(cost)}, ")
+        + f"{verdict}; {candidate}"
     ]
     ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR)
     if ratios:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 import plotly.graph_objects as go
@@ -14,8 +14,12 @@ from optuna_nachos.record import (
     ACCURACY_INDEX,
     CONFIG_ATTR,
     COST_INDEX,
+    COST_SETTING,
+    LATENCY_MS,
+    MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MIN_ACCURACY,
+    OPERATING_CURVE_COST_ATTR,
     SKIP_REASON_ATTR,
     study_settings,
 )
@@ -24,7 +28,8 @@ MACS_SCALE = 1e6
 """MACs are plotted in millions."""
 
 MACS_TITLE = "average MACs per sample (millions)"
-ACCURACY_TITLE = "accuracy (test split)"
+LATENCY_TITLE = "average latency per sample (ms)"
+ACCURACY_TITLE = "accuracy (validation split, the objective)"
 
 COLORS = {
     "admissible": "#2ca02c",
@@ -41,6 +46,46 @@ EXIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 def millions(macs: float) -> float:
     return float(macs) / MACS_SCALE
+
+
+class CostAxis(NamedTuple):
+    """How a study's second objective is drawn: average MACs (millions) or latency (ms)."""
+
+    latency: bool = False
+
+    @property
+    def title(self) -> str:
+        return LATENCY_TITLE if self.latency else MACS_TITLE
+
+    @property
+    def budget_name(self) -> str:
+        """The study setting holding the budget on this axis."""
+        return MAX_AVG_LATENCY if self.latency else MAX_AVG_MACS
+
+    def plotted(self, value: float) -> float:
+        """``value`` (MACs or ms) in the axis's unit."""
+        return float(value) if self.latency else millions(value)
+
+    def describe(self, value: float) -> str:
+        """Hover text of an average cost."""
+        return f"average latency {value:.3f} ms" if self.latency else f"average MACs {value:,.0f}"
+
+    def budget_text(self, value: float) -> str:
+        if self.latency:
+            return f"latency budget {value:g} ms"
+        return f"MAC budget {format_macs(value)}"
+
+
+MACS_AXIS = CostAxis(latency=False)
+LATENCY_AXIS = CostAxis(latency=True)
+
+
+def cost_axis(study: optuna.Study | None = None, trial: FrozenTrial | None = None) -> CostAxis:
+    """The cost axis of a study (its ``objective`` setting) or of a trial's recorded curve."""
+    if trial is not None and trial.user_attrs.get(OPERATING_CURVE_COST_ATTR) == LATENCY_MS:
+        return LATENCY_AXIS
+    settings = study_settings(study) if study is not None else {}
+    return LATENCY_AXIS if settings.get(COST_SETTING) == "latency" else MACS_AXIS
 
 
 def format_macs(macs: float) -> str:
@@ -111,34 +156,40 @@ def check_study(study: Any, *, figure: str) -> optuna.Study:
 
 
 def references(
-    study: optuna.Study | None, max_avg_macs: float | None, min_accuracy: float | None
+    study: optuna.Study | None,
+    budget: float | None,
+    min_accuracy: float | None,
+    *,
+    axis: CostAxis = MACS_AXIS,
 ) -> tuple[float | None, float | None]:
-    """Budget and floor: the keyword arguments, else the study settings, else ``None``."""
+    """Budget (on ``axis``) and floor: the keyword arguments, else the study settings, else
+    ``None``."""
     settings = study_settings(study) if study is not None else {}
-    if max_avg_macs is None:
-        max_avg_macs = settings.get(MAX_AVG_MACS)
+    if budget is None:
+        budget = settings.get(axis.budget_name)
     if min_accuracy is None:
         min_accuracy = settings.get(MIN_ACCURACY)
     return (
-        None if max_avg_macs is None else float(max_avg_macs),
+        None if budget is None else float(budget),
         None if min_accuracy is None else float(min_accuracy),
     )
 
 
 def add_reference_lines(
-    fig: go.Figure, max_avg_macs: float | None, min_accuracy: float | None
+    fig: go.Figure,
+    budget: float | None,
+    min_accuracy: float | None,
+    *,
+    axis: CostAxis = MACS_AXIS,
 ) -> None:
-    """The MAC budget (vertical) and the accuracy floor (horizontal), with their labels."""
-    if max_avg_macs is not None:
+    """The budget on ``axis`` (vertical) and the accuracy floor (horizontal), with labels."""
+    if budget is not None:
         fig.add_vline(
-            x=millions(max_avg_macs),
+            x=axis.plotted(budget),
             line={"color": COLORS["budget"], "dash": "dash", "width": 2},
-            annotation={
-                "text": f"MAC budget {format_macs(max_avg_macs)}",
-                "font": {"color": COLORS["budget"]},
-            },
+            annotation={"text": axis.budget_text(budget), "font": {"color": COLORS["budget"]}},
             annotation_position="top right",
-            name="max_avg_macs",
+            name=axis.budget_name,
         )
     if min_accuracy is not None:
         fig.add_hline(

@@ -1,4 +1,4 @@
-"""The accuracy / average-MACs curve of threshold settings of one trained trial."""
+"""The accuracy / average-cost curve of threshold settings of one trained trial."""
 
 from __future__ import annotations
 
@@ -14,14 +14,13 @@ from optuna_nachos.record import (
     THRESHOLDS_ATTR,
 )
 from optuna_nachos.visualization._common import (
-    ACCURACY_TITLE,
     COLORS,
-    MACS_TITLE,
+    CostAxis,
     add_reference_lines,
     base_layout,
+    cost_axis,
     exit_names,
     format_values,
-    millions,
     references,
     require_attrs,
     require_values,
@@ -33,12 +32,13 @@ def _hover(
     title: str,
     thresholds: Sequence[float],
     accuracy: float,
-    macs: float,
+    cost: float,
     ratios: Sequence[float] | None,
     names: Sequence[str],
+    axis: CostAxis,
 ) -> str:
     lines = [f"<b>{title}</b>", f"thresholds {format_values(thresholds)}"]
-    lines += [f"accuracy {accuracy:.2%}", f"average MACs {macs:,.0f}"]
+    lines += [f"accuracy {accuracy:.2%}", axis.describe(cost)]
     if ratios:
         lines.append("leave at " + ", ".join(f"{n}: {r:.0%}" for n, r in zip(names, ratios)))
     return "<br>".join(lines)
@@ -51,19 +51,21 @@ def plot_operating_curve(
     max_avg_macs: float | None = None,
     min_accuracy: float | None = None,
 ) -> go.Figure:
-    """Accuracy against average MACs over the exit-threshold settings of one trained trial.
+    """Accuracy against average cost over the exit-threshold settings of one trained trial.
 
     The curve is the user attribute ``operating_curve`` that
     :class:`~optuna_nachos.NachosObjective` records on every trained trial: the non-dominated
     threshold settings on the test split, cheapest first. The thresholds the trial uses,
     chosen on the validation split within the constraints, are marked as their own trace at
     the trial's values (accuracy, average MACs); being chosen on another split, the point may
-    lie slightly below the curve. The MAC budget and accuracy floor are drawn when known.
+    lie slightly below the curve. The budget and accuracy floor are drawn when known. The cost
+    is average MACs, or average latency in ms for a trial of a study searched with
+    ``--objective latency`` (its curve is recorded in ms).
 
     Args:
         trial: A trial trained by ``NachosObjective``.
         study: The trial's study, to read the budget and floor from its settings.
-        max_avg_macs: MAC budget to draw (overrides the study setting).
+        max_avg_macs: Budget to draw, in the curve's unit (overrides the study setting).
         min_accuracy: Accuracy floor to draw (overrides the study setting).
 
     Returns:
@@ -74,8 +76,9 @@ def plot_operating_curve(
             ``thresholds``), written by ``NachosObjective`` on trained trials, or has no values.
     """
     require_attrs(trial, [OPERATING_CURVE_ATTR, THRESHOLDS_ATTR], figure="plot_operating_curve")
-    accuracy, avg_macs = require_values(trial, figure="plot_operating_curve")
-    budget, floor = references(study, max_avg_macs, min_accuracy)
+    accuracy, avg_cost = require_values(trial, figure="plot_operating_curve")
+    axis = cost_axis(study, trial)
+    budget, floor = references(study, max_avg_macs, min_accuracy, axis=axis)
     points = sorted(trial.user_attrs[OPERATING_CURVE_ATTR], key=lambda p: p["avg_macs"])
     thresholds = [float(t) for t in trial.user_attrs[THRESHOLDS_ATTR]]
     ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR) or []
@@ -83,7 +86,7 @@ def plot_operating_curve(
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=[millions(p["avg_macs"]) for p in points],
+            x=[axis.plotted(p["avg_macs"]) for p in points],
             y=[float(p["accuracy"]) for p in points],
             customdata=list(range(len(points))),
             text=[
@@ -94,6 +97,7 @@ def plot_operating_curve(
                     p["avg_macs"],
                     p.get("exit_ratios"),
                     names,
+                    axis,
                 )
                 for p in points
             ],
@@ -106,7 +110,7 @@ def plot_operating_curve(
     )
     fig.add_trace(
         go.Scatter(
-            x=[millions(avg_macs)],
+            x=[axis.plotted(avg_cost)],
             y=[accuracy],
             customdata=[trial.number],
             text=[
@@ -114,9 +118,10 @@ def plot_operating_curve(
                     f"trial {trial.number}: chosen thresholds",
                     thresholds,
                     accuracy,
-                    avg_macs,
+                    avg_cost,
                     ratios,
                     names,
+                    axis,
                 )
             ],
             hovertemplate="%{text}<extra></extra>",
@@ -127,15 +132,15 @@ def plot_operating_curve(
                 "color": COLORS["chosen"],
                 "line": {"width": 1, "color": "black"},
             },
-            name="chosen thresholds",
+            name="chosen thresholds (validation split)",
         )
     )
-    add_reference_lines(fig, budget, floor)
+    add_reference_lines(fig, budget, floor, axis=axis)
     base_layout(
         fig,
         title=f"Operating curve of trial {trial.number}: accuracy vs. cost over exit thresholds",
-        xaxis_title=MACS_TITLE,
-        yaxis_title=ACCURACY_TITLE,
+        xaxis_title=axis.title,
+        yaxis_title="accuracy",
         yaxis_tickformat=".0%",
     )
     return fig

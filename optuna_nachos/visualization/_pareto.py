@@ -1,4 +1,4 @@
-"""Accuracy against average MACs of every finished trial, by admissibility."""
+"""Accuracy against average cost (MACs or latency) of every finished trial, by admissibility."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from optuna_nachos.study import is_feasible
 from optuna_nachos.visualization._common import (
     ACCURACY_TITLE,
     COLORS,
-    MACS_TITLE,
+    MACS_AXIS,
+    CostAxis,
     add_reference_lines,
     base_layout,
     check_study,
+    cost_axis,
     format_values,
-    millions,
     references,
     trial_config,
 )
@@ -34,9 +35,9 @@ INFEASIBLE = "infeasible"
 SKIPPED = "not trained (static guard)"
 
 
-def trial_hover(trial: FrozenTrial) -> str:
-    """Hover text of a trial: number, architecture, exits, thresholds, accuracy, MACs."""
-    accuracy, macs = objective_values(trial)
+def trial_hover(trial: FrozenTrial, *, axis: CostAxis = MACS_AXIS) -> str:
+    """Hover text of a trial: number, architecture, exits, thresholds, accuracy, cost."""
+    accuracy, cost = objective_values(trial)
     lines = [f"<b>trial {trial.number}</b>"]
     config = trial_config(trial)
     if config is not None:
@@ -44,23 +45,25 @@ def trial_hover(trial: FrozenTrial) -> str:
         lines += [config.short_name(), f"early exits after stages {exits}"]
     if SKIP_REASON_ATTR in trial.user_attrs:
         lines.append(f"not trained: {trial.user_attrs[SKIP_REASON_ATTR]}")
-        lines.append(f"average MACs >= {macs:,.0f} (cost of the first exit)")
+        lines.append(f"{axis.describe(cost)} at least (cost of the first exit)")
         return "<br>".join(lines)
     if THRESHOLDS_ATTR in trial.user_attrs:
         lines.append(f"thresholds {format_values(trial.user_attrs[THRESHOLDS_ATTR])}")
-    lines += [f"accuracy {accuracy:.2%}", f"average MACs {macs:,.0f}"]
+    lines += [f"accuracy {accuracy:.2%}", axis.describe(cost)]
     violated = [name for name, value in trial.constraints.items() if value > 0]
     if violated:
         lines.append("violates " + ", ".join(violated))
     return "<br>".join(lines)
 
 
-def _trace(trials: list[FrozenTrial], *, name: str, marker: dict, **kwargs: object) -> go.Scatter:
+def _trace(
+    trials: list[FrozenTrial], *, axis: CostAxis, name: str, marker: dict, **kwargs: object
+) -> go.Scatter:
     return go.Scatter(
-        x=[millions(t.values[COST_INDEX]) for t in trials],
+        x=[axis.plotted(t.values[COST_INDEX]) for t in trials],
         y=[float(t.values[ACCURACY_INDEX]) for t in trials],
         customdata=[t.number for t in trials],
-        text=[trial_hover(t) for t in trials],
+        text=[trial_hover(t, axis=axis) for t in trials],
         hovertemplate="%{text}<extra></extra>",
         name=name,
         marker=marker,
@@ -75,7 +78,7 @@ def plot_pareto_front(
     min_accuracy: float | None = None,
     include_skipped: bool = True,
 ) -> go.Figure:
-    """Accuracy against average MACs of the finished trials of an EENN study.
+    """Accuracy against average cost of the finished trials of an EENN study.
 
     The completed trials fall into four traces (in this order): infeasible trials (a
     constraint above 0, or no constraint recorded), trials the static guard rejected without
@@ -83,24 +86,28 @@ def plot_pareto_front(
     first exit), feasible trials dominated by another feasible trial, and the admissible front
     (:func:`~optuna_nachos.results.admissible_trials`) joined by a staircase. Every point's
     ``customdata`` is its trial number; the hover shows the architecture, exits, thresholds,
-    accuracy and average MACs. The MAC budget is a vertical dashed line, the accuracy floor a
-    horizontal dotted one, and the admissible region between them is shaded.
+    accuracy and average cost. The budget is a vertical dashed line, the accuracy floor a
+    horizontal dotted one, and the admissible region between them is shaded. The cost axis is
+    the study's second objective: average MACs (in millions), or average latency in ms in a
+    study searched with ``--objective latency``, whose budget is ``max_avg_latency_ms``.
 
     Args:
-        study: A study with the objectives (accuracy, average MACs).
-        max_avg_macs: MAC budget to draw; defaults to the study setting ``max_avg_macs``.
+        study: A study with the objectives (accuracy, average MACs or latency).
+        max_avg_macs: Budget to draw, in the cost axis's unit (MACs, or ms in a latency
+            study); defaults to the study's setting.
         min_accuracy: Accuracy floor to draw; defaults to the study setting ``min_accuracy``.
         include_skipped: Plot the trials rejected by the static guard (their own trace).
 
     Returns:
-        The figure; the x axis is in millions of MACs.
+        The figure; the x axis is in millions of MACs, or in ms.
 
     Raises:
         TypeError: If ``study`` is not a study.
         ValueError: If the study does not have two objectives.
     """
     check_study(study, figure="plot_pareto_front")
-    budget, floor = references(study, max_avg_macs, min_accuracy)
+    axis = cost_axis(study)
+    budget, floor = references(study, max_avg_macs, min_accuracy, axis=axis)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     front = admissible_trials(study)
     on_front = {t.number for t in front}
@@ -115,6 +122,7 @@ def plot_pareto_front(
     fig.add_trace(
         _trace(
             infeasible,
+            axis=axis,
             name=INFEASIBLE,
             mode="markers",
             marker={"color": COLORS["infeasible"], "symbol": "x", "size": 9},
@@ -124,6 +132,7 @@ def plot_pareto_front(
         fig.add_trace(
             _trace(
                 skipped,
+                axis=axis,
                 name=SKIPPED,
                 mode="markers",
                 marker={"color": COLORS["skipped"], "symbol": "triangle-down-open", "size": 9},
@@ -132,6 +141,7 @@ def plot_pareto_front(
     fig.add_trace(
         _trace(
             feasible,
+            axis=axis,
             name=FEASIBLE,
             mode="markers",
             marker={"color": COLORS["feasible"], "size": 9},
@@ -140,6 +150,7 @@ def plot_pareto_front(
     fig.add_trace(
         _trace(
             front,
+            axis=axis,
             name=ADMISSIBLE,
             mode="lines+markers",
             line={"shape": "hv", "color": COLORS["admissible"], "width": 2},
@@ -150,7 +161,7 @@ def plot_pareto_front(
         fig.add_shape(
             type="rect",
             x0=0,
-            x1=millions(budget),
+            x1=axis.plotted(budget),
             y0=floor,
             y1=1,
             fillcolor=COLORS["admissible"],
@@ -159,13 +170,14 @@ def plot_pareto_front(
             layer="below",
             name="admissible region",
         )
-    add_reference_lines(fig, budget, floor)
+    add_reference_lines(fig, budget, floor, axis=axis)
     name = f" of study {study.study_name!r}" if study.study_name else ""
     base_layout(
         fig,
-        title=f"Accuracy vs. average MACs{name}: {len(completed)} finished trials, "
+        title=f"Accuracy vs. {'average latency' if axis.latency else 'average MACs'}{name}: "
+        f"{len(completed)} finished trials, "
         f"{len(front)} admissible",
-        xaxis_title=MACS_TITLE,
+        xaxis_title=axis.title,
         yaxis_title=ACCURACY_TITLE,
         yaxis_tickformat=".0%",
     )

@@ -93,6 +93,9 @@ def test_trial_summary_is_one_line_about_the_candidate():
     )
     assert "not trained (static guard: violates max_avg_macs); d22322 exits 1,2 r16" in skipped
     assert "\n" not in line + low + skipped
+    in_ms = trial_summary(_finished_trial(config=CONFIG), latency=True)
+    assert "accuracy 0.9417, avg latency 1204000.000 ms, feasible" in in_ms
+    assert "MACs" not in in_ms
 
 
 def test_optunas_parameter_dump_is_filtered():

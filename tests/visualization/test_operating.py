@@ -19,7 +19,7 @@ def test_curve_points_and_chosen_point(digits_study, parts):
         points = sorted(trial.user_attrs["operating_curve"], key=lambda p: p["avg_macs"])
         assert [x * 1e6 for x in curve.x] == pytest.approx([p["avg_macs"] for p in points])
         assert list(curve.y) == [p["accuracy"] for p in points]
-        chosen = traces["chosen thresholds"]
+        chosen = traces["chosen thresholds (validation split)"]
         assert list(chosen.customdata) == [trial.number]
         assert math.isclose(chosen.x[0] * 1e6, trial.values[1])
         assert chosen.y[0] == trial.values[0]

@@ -2,10 +2,11 @@ import math
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from optuna_nachos import EENNConfig, admissible_trials
-from optuna_nachos.study import is_feasible
+from optuna_nachos.study import create_study, is_feasible
 from optuna_nachos.visualization import plot_pareto_front
 
 ADMISSIBLE = "admissible (Pareto-optimal)"
@@ -100,3 +101,34 @@ def test_misuse_raises():
     single = optuna.create_study()
     with pytest.raises(ValueError, match="two objectives"):
         plot_pareto_front(single)
+
+
+def test_latency_study_is_drawn_in_milliseconds(parts):
+    """A study searched with the latency objective: its axis, budget and hover are in ms."""
+    study = create_study(
+        storage=None,
+        study_name="latency",
+        settings={"objective": "latency", "min_accuracy": 0.5, "max_avg_latency_ms": 2.0},
+    )
+    for accuracy, latency in ((0.9, 1.5), (0.8, 1.0), (0.7, 3.0)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[accuracy, latency],
+                params={"x": 0.0},
+                distributions={"x": FloatDistribution(0, 1)},
+                system_attrs={
+                    "constraints:max_avg_latency_ms": latency - 2.0,
+                    "constraints:min_accuracy": 0.5 - accuracy,
+                },
+            )
+        )
+    fig = plot_pareto_front(study)
+    assert fig.layout.xaxis.title.text == "average latency per sample (ms)"
+    assert "latency" in fig.layout.title.text
+    assert parts.vertical(fig) == [2.0]  # the latency budget, not a MAC budget
+    assert "latency budget 2 ms" in parts.text(fig)
+    front = parts.traces(fig)["admissible (Pareto-optimal)"]
+    assert sorted(front.x) == [1.0, 1.5]  # milliseconds as recorded, not millions
+    assert "average latency 1.000 ms" in " ".join(front.text)
+    infeasible = parts.traces(fig)["infeasible"]
+    assert list(infeasible.x) == [3.0]
