@@ -183,6 +183,7 @@ def _experiment_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "test_avg_macs_mean": test_macs[0],
         "test_avg_macs_sd": test_macs[1],
         "test_avg_macs_reference_convention_mean": reference_macs[0],
+        "test_avg_macs_reference_convention_sd": reference_macs[1],
         "hypervolume_mean": _mean_sd([r["hypervolume"] for r in runs])[0],
         "trained": sum(r["trained"] for r in runs),
         "trials": sum(r["trials"] for r in runs),
