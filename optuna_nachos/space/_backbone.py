@@ -26,7 +26,11 @@ from optuna_nachos.models import (
     choose_pools,
     get_exit_head,
 )
-from optuna_nachos.space._mobilenetv3 import _check_exit_options, _index_of
+from optuna_nachos.space._mobilenetv3 import (
+    _check_exit_options,
+    _index_of,
+    _suggest_categoricals,
+)
 
 DEFAULT_EXIT_HEADS = ("nachos", "pool_linear", "mbconv")
 """Head designs searched by default: the NACHOS head, pooling + linear, a small MBConv."""
@@ -155,15 +159,7 @@ class BackboneExitSpace:
         Raises:
             ConfigError: If a value is outside its choices (a ``FixedTrial`` can hold one).
         """
-        params: dict[str, Any] = {}
-        for name, dist in self.distributions().items():
-            try:
-                params[name] = trial.suggest_categorical(name, dist.choices)
-            except ValueError as error:
-                raise ConfigError(
-                    f"cannot suggest parameter {name!r} with choices {dist.choices}: {error}"
-                ) from error
-        return self.config_from_params(params)
+        return self.config_from_params(_suggest_categoricals(trial, self.distributions()))
 
     def config_from_params(self, params: Mapping[str, Any]) -> ExitsConfig:
         """Rebuild the configuration from trial parameters, validating every value.

@@ -34,6 +34,21 @@ def _check_exit_options(
         )
 
 
+def _suggest_categoricals(
+    trial: optuna.trial.BaseTrial, distributions: Mapping[str, BaseDistribution]
+) -> dict[str, Any]:
+    """Suggest every categorical parameter on ``trial``; ``ConfigError`` on a value outside."""
+    params: dict[str, Any] = {}
+    for name, dist in distributions.items():
+        try:
+            params[name] = trial.suggest_categorical(name, dist.choices)
+        except ValueError as error:  # FixedTrial: "'5' not in (2, 3, 4)."
+            raise ConfigError(
+                f"cannot suggest parameter {name!r} with choices {dist.choices}: {error}"
+            ) from error
+    return params
+
+
 def _choices(values: Any, *, name: str, kind: type) -> tuple:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ConfigError(f"{name} must be a sequence of choices, got {values!r}.")
@@ -211,15 +226,7 @@ class MobileNetV3Space:
         Raises:
             ConfigError: If a value is outside its choices (a ``FixedTrial`` can hold one).
         """
-        params: dict[str, Any] = {}
-        for name, dist in self.distributions().items():
-            try:
-                params[name] = trial.suggest_categorical(name, dist.choices)
-            except ValueError as error:  # FixedTrial: "'5' not in (2, 3, 4)."
-                raise ConfigError(
-                    f"cannot suggest parameter {name!r} with choices {dist.choices}: {error}"
-                ) from error
-        return self.config_from_params(params)
+        return self.config_from_params(_suggest_categoricals(trial, self.distributions()))
 
     def config_from_params(self, params: Mapping[str, Any]) -> EENNConfig:
         """Rebuild the configuration from trial parameters, validating every value.
