@@ -179,6 +179,18 @@ def _load_idx_dataset(
     )
 
 
+def _idx_folders(root: Path, *, name: str, torchvision_class: str) -> list[Path]:
+    """Where an idx dataset may lie below ``root``: torchvision's layout first, then ours."""
+    return [
+        root / torchvision_class / "raw",
+        root / name / torchvision_class / "raw",
+        root / name / "raw",
+        root / name,
+        root / torchvision_class,
+        root,
+    ]
+
+
 def load_mnist(root: Path, *, resolution: int, download: bool) -> DatasetArrays:
     """MNIST (60k/10k, 28x28 grey): idx files in ``root/MNIST/raw``, ``root/mnist`` or ``root``.
 
@@ -188,14 +200,7 @@ def load_mnist(root: Path, *, resolution: int, download: bool) -> DatasetArrays:
     return _load_idx_dataset(
         root,
         dataset="mnist",
-        folders=[
-            root / "MNIST" / "raw",
-            root / "mnist" / "MNIST" / "raw",
-            root / "mnist" / "raw",
-            root / "mnist",
-            root / "MNIST",
-            root,
-        ],
+        folders=_idx_folders(root, name="mnist", torchvision_class="MNIST"),
         torchvision_class="MNIST",
         download=download,
         how_to=[
@@ -219,12 +224,7 @@ def load_fashion_mnist(root: Path, *, resolution: int, download: bool) -> Datase
         root,
         dataset="fashion-mnist",
         folders=[
-            root / "FashionMNIST" / "raw",
-            root / "fashion-mnist" / "FashionMNIST" / "raw",
-            root / "fashion-mnist" / "raw",
-            root / "fashion-mnist",
-            root / "FashionMNIST",
-            root,
+            *_idx_folders(root, name="fashion-mnist", torchvision_class="FashionMNIST"),
             *FASHION_MNIST_SYSTEM_DIRS,
         ],
         torchvision_class="FashionMNIST",
