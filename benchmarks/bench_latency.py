@@ -42,9 +42,8 @@ from scipy.stats import kendalltau
 import optuna_nachos as nachos
 from optuna_nachos.benchmark import cpu_model
 from optuna_nachos.config import EENNConfig
-from optuna_nachos.cost import exit_latency, exit_macs, profile_latency
+from optuna_nachos.cost import exit_latency, exit_macs, make_session, onnx_bytes, profile_latency
 from optuna_nachos.cost._latency import CLOCKS
-from optuna_nachos.cost._onnx import make_session, onnx_bytes
 from optuna_nachos.data import load_dataset
 from optuna_nachos.deploy import OnnxEENN, export_onnx
 from optuna_nachos.models import build_eenn
