@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from optuna_nachos.train._datasets import (
 from optuna_nachos.train._errors import TrainingDivergedError
 from optuna_nachos.train._inference import collect_exit_outputs
 from optuna_nachos.train._losses import LOSS_TERMS, NachosLoss
+from optuna_nachos.train._progress import show_progress
 from optuna_nachos.train._support import balanced_support_indices, class_exit_accuracy
 
 _logger = get_logger(__name__)
@@ -174,15 +174,6 @@ def _make_optimizer(
     if config.scheduler == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
     return optimizer, scheduler
-
-
-def _show_progress(config: TrainConfig) -> bool:
-    if config.progress is not None:
-        return config.progress
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 StepFunction = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
@@ -540,7 +531,7 @@ def fit(
             raise ValueError(f"max_avg_macs must be > 0, got {max_avg_macs!r}.")
     num_classes = int(getattr(data, "num_classes", None) or model.num_classes)
     device = resolve_device(config.device)
-    progress = _show_progress(config)
+    progress = show_progress(config.progress)
     was_training = model.training
     model_to_device(model, device)
     records: list[EpochRecord] = []
