@@ -122,6 +122,18 @@ def _load_idx_dataset(
     augment: bool,
 ) -> DatasetArrays:
     folders = unique_paths(folders)
+
+    def not_found(detail: str | None = None) -> DatasetNotFoundError:
+        return DatasetNotFoundError(
+            not_found_message(
+                dataset,
+                expected=[f"{s}[.gz]" for s in IDX_FILES.values()],
+                looked_in=folders,
+                how_to=how_to,
+                detail=detail,
+            )
+        )
+
     files = _find_idx_folder(folders)
     if files is None and download:
         import torchvision.datasets
@@ -130,25 +142,10 @@ def _load_idx_dataset(
         try:
             getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
         except Exception as error:  # network errors come in many types
-            raise DatasetNotFoundError(
-                not_found_message(
-                    dataset,
-                    expected=[f"{s}[.gz]" for s in IDX_FILES.values()],
-                    looked_in=folders,
-                    how_to=how_to,
-                    detail=f"download=True failed: {error}",
-                )
-            ) from error
+            raise not_found(f"download=True failed: {error}") from error
         files = _find_idx_folder(folders)
     if files is None:
-        raise DatasetNotFoundError(
-            not_found_message(
-                dataset,
-                expected=[f"{s}[.gz]" for s in IDX_FILES.values()],
-                looked_in=folders,
-                how_to=how_to,
-            )
-        )
+        raise not_found()
     logger.debug("reading %s from %s", dataset, files["train_images"].parent)
     arrays = {
         key: read_idx(path, expected_magic=_IMAGES_MAGIC if "images" in key else _LABELS_MAGIC)
