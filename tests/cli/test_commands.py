@@ -42,44 +42,19 @@ def test_unknown_dataset_is_one_line_error(tmp_path, capsys):
     assert "unknown dataset 'nope'" in line and "digits" in line
 
 
-def test_unknown_sampler_is_rejected_by_the_parser(capsys):
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--sampler", "bogus", "invalid choice: 'bogus'"),
+        ("--max-avg-macs", "lots", "invalid MAC amount"),
+    ],
+)
+def test_bad_values_are_rejected_by_the_parser(flag, value, message, capsys):
+    args = ["search", "--dataset", "digits", "--n-trials", "1", "--max-avg-macs", "2.7M"]
     with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "search",
-                "--dataset",
-                "digits",
-                "--n-trials",
-                "1",
-                "--sampler",
-                "bogus",
-                "--max-avg-macs",
-                "2.7M",
-                "--min-accuracy",
-                "0.5",
-            ]
-        )
+        main([*args, "--min-accuracy", "0.5", flag, value])
     assert exit_info.value.code == 2
-    assert "invalid choice: 'bogus'" in capsys.readouterr().err
-
-
-def test_bad_mac_amount_is_rejected(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "search",
-                "--dataset",
-                "digits",
-                "--n-trials",
-                "1",
-                "--max-avg-macs",
-                "lots",
-                "--min-accuracy",
-                "0.5",
-            ]
-        )
-    assert exit_info.value.code == 2
-    assert "invalid MAC amount" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_budget_below_smallest_network(tmp_path, capsys):
