@@ -43,7 +43,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "costs.json"
 NUM_CLASSES = 10
 
 
-def _random_configs(count: int, seed: int) -> list[EENNConfig]:
+def random_configs(count: int, seed: int, *, resolution: int = 32) -> list[EENNConfig]:
+    """``count`` random MobileNetV3 early-exit configurations drawn from ``seed``."""
     rng = random.Random(seed)
     configs = []
     for _ in range(count):
@@ -55,7 +56,7 @@ def _random_configs(count: int, seed: int) -> list[EENNConfig]:
                 kernel_sizes=[[rng.choice((3, 5, 7)) for _ in range(d)] for d in depths],
                 expand_ratios=[[rng.choice((3, 4, 6)) for _ in range(d)] for d in depths],
                 exit_stages=exits,
-                resolution=32,
+                resolution=resolution,
                 exit_head="nachos",
             )
         )
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # (a) cost models: batch-1 traces are fastest on one thread, which favours fvcore.
     torch.set_num_threads(1)
     costs = bench_cost_models(
-        _random_configs(args.configs, args.seed), analytic_repeats=args.analytic_repeats
+        random_configs(args.configs, args.seed), analytic_repeats=args.analytic_repeats
     )
     torch.set_num_threads(threads)
     print(f"(a) cost evaluations per second over {costs['configs']} random configurations")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import tempfile
 import time
@@ -37,14 +36,14 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from bench_costs import random_configs
 from scipy.stats import kendalltau
 
 import optuna_nachos as nachos
 from optuna_nachos.benchmark import cpu_model
 from optuna_nachos.config import EENNConfig
-from optuna_nachos.cost import exit_latency, exit_macs, profile_latency
+from optuna_nachos.cost import exit_latency, exit_macs, make_session, onnx_bytes, profile_latency
 from optuna_nachos.cost._latency import CLOCKS
-from optuna_nachos.cost._onnx import make_session, onnx_bytes
 from optuna_nachos.data import load_dataset
 from optuna_nachos.deploy import OnnxEENN, export_onnx
 from optuna_nachos.models import build_eenn
@@ -58,24 +57,6 @@ from optuna_nachos.study import is_feasible
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latency.json"
 NUM_CLASSES = 10
 RESOLUTION = 32
-
-
-def _random_configs(count: int, seed: int) -> list[EENNConfig]:
-    rng = random.Random(seed)
-    configs = []
-    for _ in range(count):
-        depths = [rng.choice((2, 3, 4)) for _ in range(5)]
-        exits = tuple(s for s in (1, 2, 3, 4) if rng.random() < 0.5) or (rng.randint(1, 4),)
-        configs.append(
-            EENNConfig(
-                depths=depths,
-                kernel_sizes=[[rng.choice((3, 5, 7)) for _ in range(d)] for d in depths],
-                expand_ratios=[[rng.choice((3, 4, 6)) for _ in range(d)] for d in depths],
-                exit_stages=exits,
-                resolution=RESOLUTION,
-            )
-        )
-    return configs
 
 
 def _forced(num_early: int, exit_index: int) -> list[float]:
@@ -328,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"(b) {args.configs} random configurations, predicted vs measured", flush=True)
     prediction = bench_prediction(
         table,
-        _random_configs(args.configs, args.seed),
+        random_configs(args.configs, args.seed, resolution=RESOLUTION),
         warmup=2,
         repeats=args.repeats,
         clock=args.clock,

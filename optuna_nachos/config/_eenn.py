@@ -41,6 +41,21 @@ def _is_integral(value: Any) -> bool:
         return False
 
 
+def _check_keys(data: Any, *, known: set[str], required: set[str], what: str) -> None:
+    """Raise ``ConfigError`` unless ``data`` is a mapping with all ``required`` keys, no others.
+
+    ``what`` names the configuration in the messages (``"configuration"``, ...).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping, got {type(data).__name__}.")
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown {what} keys {sorted(unknown)}; known: {sorted(known)}.")
+    missing = required - set(data)
+    if missing:
+        raise ConfigError(f"{what} lacks the keys {sorted(missing)}.")
+
+
 @dataclass(frozen=True)
 class EENNConfig:
     """One early-exit network (EENN) of the MobileNetV3 search space.
@@ -195,8 +210,6 @@ class EENNConfig:
         Raises:
             ConfigError: If keys are missing or unknown, or a value is invalid.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"expected a mapping, got {type(data).__name__}.")
         known = {
             "depths",
             "kernel_sizes",
@@ -206,14 +219,8 @@ class EENNConfig:
             "exit_head",
             "exit_thresholds",
         }
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(
-                f"unknown configuration keys {sorted(unknown)}; known: {sorted(known)}."
-            )
-        missing = {"depths", "kernel_sizes", "expand_ratios"} - set(data)
-        if missing:
-            raise ConfigError(f"configuration lacks the keys {sorted(missing)}.")
+        required = {"depths", "kernel_sizes", "expand_ratios"}
+        _check_keys(data, known=known, required=required, what="configuration")
         return cls(**dict(data))
 
     def to_json(self) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from optuna_nachos.config._eenn import ConfigError, _as_int_tuple
+from optuna_nachos.config._eenn import ConfigError, _as_int_tuple, _check_keys
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,12 @@ class ExitsConfig:
         Raises:
             ConfigError: On unknown or missing keys, or invalid values.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"expected a mapping, got {type(data).__name__}.")
-        known = {"exit_stages", "exit_heads", "exit_thresholds"}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}.")
-        missing = {"exit_stages", "exit_heads"} - set(data)
-        if missing:
-            raise ConfigError(f"the exits configuration lacks the keys {sorted(missing)}.")
+        _check_keys(
+            data,
+            known={"exit_stages", "exit_heads", "exit_thresholds"},
+            required={"exit_stages", "exit_heads"},
+            what="exits configuration",
+        )
         return cls(**dict(data))
 
     def to_json(self) -> str:

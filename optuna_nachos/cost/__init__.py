@@ -20,7 +20,7 @@ from optuna_nachos.cost._latency import (
     profile_latency,
     space_blocks,
 )
-from optuna_nachos.cost._onnx import ONNX_OPSET, onnx_bytes, require_onnxruntime
+from optuna_nachos.cost._onnx import ONNX_OPSET, make_session, onnx_bytes, require_onnxruntime
 from optuna_nachos.cost._summary import (
     CostProfile,
     average_macs,
@@ -48,6 +48,7 @@ __all__ = [
     "exit_macs",
     "exit_params",
     "exit_pools_analytic",
+    "make_session",
     "min_average_macs",
     "module_macs",
     "onnx_bytes",

@@ -65,12 +65,18 @@ def onnx_bytes(
     return buffer.getvalue()
 
 
-def make_session(model: bytes | str, *, threads: int = 1) -> Any:
-    """An onnxruntime CPU session with all graph optimizations and ``threads`` intra-op threads.
+def make_session(
+    model: bytes | str,
+    *,
+    threads: int = 1,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
+) -> Any:
+    """An onnxruntime session with all graph optimizations and ``threads`` intra-op threads.
 
     Args:
         model: Serialized ONNX model or the path of an ``.onnx`` file.
         threads: Intra-op threads (inter-op parallelism is off: these graphs are sequential).
+        providers: onnxruntime execution providers, in order of preference (CPU by default).
     """
     ort = require_onnxruntime()
     options = ort.SessionOptions()
@@ -79,4 +85,4 @@ def make_session(model: bytes | str, *, threads: int = 1) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, sess_options=options, providers=list(providers))

@@ -9,6 +9,7 @@ import tarfile
 import warnings
 import zlib
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from optuna_nachos.data._arrays import DatasetArrays
 from optuna_nachos.data._errors import DatasetCorruptError, DatasetNotFoundError
-from optuna_nachos.data._paths import logger, not_found_message, unique_paths
+from optuna_nachos.data._paths import find_or_download, logger, not_found_message, unique_paths
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -123,32 +124,19 @@ def _load_pickled_cifar(
     download: bool,
 ) -> DatasetArrays:
     folders = unique_paths([root / folder_name, root / dataset / folder_name, root / dataset, root])
-
-    def find() -> Path | None:
-        return next((f for f in folders if all((f / n).is_file() for n in required)), None)
-
-    folder = find()
-    detail = None
-    if folder is None and download:
-        try:
-            _download_torchvision(dataset, torchvision_class, root)
-        except Exception as error:  # network errors come in many types
-            detail = f"download=True failed: {error}"
-        folder = find()
-    if folder is None:
-        raise DatasetNotFoundError(
-            not_found_message(
-                dataset,
-                expected=[f"{folder_name}/{n}" for n in [*train_files, test_file, meta_file]],
-                looked_in=folders,
-                how_to=[
-                    f"download=True where internet is available (torchvision writes "
-                    f"root/{folder_name})",
-                    f"or extract the official python archive so that root/{folder_name} exists",
-                ],
-                detail=detail,
-            )
-        )
+    folder = find_or_download(
+        folders,
+        required,
+        download=partial(_download_torchvision, dataset, torchvision_class, root)
+        if download
+        else None,
+        dataset=dataset,
+        expected=[f"{folder_name}/{n}" for n in [*train_files, test_file, meta_file]],
+        how_to=[
+            f"download=True where internet is available (torchvision writes root/{folder_name})",
+            f"or extract the official python archive so that root/{folder_name} exists",
+        ],
+    )
     present = [n for n in train_files if (folder / n).is_file()]
     if len(present) < len(train_files):
         logger.warning(

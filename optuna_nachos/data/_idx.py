@@ -122,6 +122,18 @@ def _load_idx_dataset(
     augment: bool,
 ) -> DatasetArrays:
     folders = unique_paths(folders)
+
+    def not_found(detail: str | None = None) -> DatasetNotFoundError:
+        return DatasetNotFoundError(
+            not_found_message(
+                dataset,
+                expected=[f"{s}[.gz]" for s in IDX_FILES.values()],
+                looked_in=folders,
+                how_to=how_to,
+                detail=detail,
+            )
+        )
+
     files = _find_idx_folder(folders)
     if files is None and download:
         import torchvision.datasets
@@ -130,25 +142,10 @@ def _load_idx_dataset(
         try:
             getattr(torchvision.datasets, torchvision_class)(str(root), train=True, download=True)
         except Exception as error:  # network errors come in many types
-            raise DatasetNotFoundError(
-                not_found_message(
-                    dataset,
-                    expected=[f"{s}[.gz]" for s in IDX_FILES.values()],
-                    looked_in=folders,
-                    how_to=how_to,
-                    detail=f"download=True failed: {error}",
-                )
-            ) from error
+            raise not_found(f"download=True failed: {error}") from error
         files = _find_idx_folder(folders)
     if files is None:
-        raise DatasetNotFoundError(
-            not_found_message(
-                dataset,
-                expected=[f"{s}[.gz]" for s in IDX_FILES.values()],
-                looked_in=folders,
-                how_to=how_to,
-            )
-        )
+        raise not_found()
     logger.debug("reading %s from %s", dataset, files["train_images"].parent)
     arrays = {
         key: read_idx(path, expected_magic=_IMAGES_MAGIC if "images" in key else _LABELS_MAGIC)
@@ -179,6 +176,18 @@ def _load_idx_dataset(
     )
 
 
+def _idx_folders(root: Path, *, name: str, torchvision_class: str) -> list[Path]:
+    """Where an idx dataset may lie below ``root``: torchvision's layout first, then ours."""
+    return [
+        root / torchvision_class / "raw",
+        root / name / torchvision_class / "raw",
+        root / name / "raw",
+        root / name,
+        root / torchvision_class,
+        root,
+    ]
+
+
 def load_mnist(root: Path, *, resolution: int, download: bool) -> DatasetArrays:
     """MNIST (60k/10k, 28x28 grey): idx files in ``root/MNIST/raw``, ``root/mnist`` or ``root``.
 
@@ -188,14 +197,7 @@ def load_mnist(root: Path, *, resolution: int, download: bool) -> DatasetArrays:
     return _load_idx_dataset(
         root,
         dataset="mnist",
-        folders=[
-            root / "MNIST" / "raw",
-            root / "mnist" / "MNIST" / "raw",
-            root / "mnist" / "raw",
-            root / "mnist",
-            root / "MNIST",
-            root,
-        ],
+        folders=_idx_folders(root, name="mnist", torchvision_class="MNIST"),
         torchvision_class="MNIST",
         download=download,
         how_to=[
@@ -219,12 +221,7 @@ def load_fashion_mnist(root: Path, *, resolution: int, download: bool) -> Datase
         root,
         dataset="fashion-mnist",
         folders=[
-            root / "FashionMNIST" / "raw",
-            root / "fashion-mnist" / "FashionMNIST" / "raw",
-            root / "fashion-mnist" / "raw",
-            root / "fashion-mnist",
-            root / "FashionMNIST",
-            root,
+            *_idx_folders(root, name="fashion-mnist", torchvision_class="FashionMNIST"),
             *FASHION_MNIST_SYSTEM_DIRS,
         ],
         torchvision_class="FashionMNIST",

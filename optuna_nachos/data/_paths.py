@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from optuna_nachos._logging import get_logger
+from optuna_nachos.data._errors import DatasetNotFoundError
 
 ENV_VAR = "NACHOS_DATA"
 """Environment variable naming the default data root."""
@@ -66,3 +67,48 @@ def not_found_message(
     for hint in [*how_to, _ROOT_HINT]:
         lines.append(f"  - {hint}")
     return "\n".join(lines)
+
+
+def find_or_download(
+    folders: Sequence[Path],
+    required: Iterable[str],
+    *,
+    download: Callable[[], None] | None,
+    dataset: str,
+    expected: Sequence[str],
+    how_to: Sequence[str],
+) -> Path:
+    """The first of ``folders`` holding every ``required`` file, downloading them if allowed.
+
+    Args:
+        folders: Where to look, in order.
+        required: File names the folder must hold.
+        download: Fetches the files into one of ``folders``; ``None`` when not allowed. Its
+            failure is reported in the error, not raised.
+        dataset: The dataset's name, for the error.
+        expected: The files the error says were expected.
+        how_to: Ways to get the data, for the error.
+
+    Raises:
+        DatasetNotFoundError: If no folder holds the files, after the download if any.
+    """
+    required = list(required)
+
+    def find() -> Path | None:
+        return next((f for f in folders if all((f / n).is_file() for n in required)), None)
+
+    folder = find()
+    detail = None
+    if folder is None and download is not None:
+        try:
+            download()
+        except Exception as error:  # network errors come in many types
+            detail = f"download=True failed: {error}"
+        folder = find()
+    if folder is None:
+        raise DatasetNotFoundError(
+            not_found_message(
+                dataset, expected=expected, looked_in=folders, how_to=how_to, detail=detail
+            )
+        )
+    return folder

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from optuna_nachos.data._arrays import DatasetArrays
-from optuna_nachos.data._errors import DatasetCorruptError, DatasetNotFoundError
-from optuna_nachos.data._paths import logger, not_found_message, unique_paths
+from optuna_nachos.data._errors import DatasetCorruptError
+from optuna_nachos.data._paths import find_or_download, logger, unique_paths
 
 SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 SVHN_MEAN = (0.4377, 0.4438, 0.4728)
@@ -49,37 +49,25 @@ def load_svhn(root: Path, *, resolution: int, download: bool) -> DatasetArrays:
     del resolution
     folders = unique_paths([root / "svhn", root / "SVHN", root])
 
-    def find() -> Path | None:
-        return next(
-            (f for f in folders if all((f / n).is_file() for n in SVHN_FILES.values())), None
-        )
-
-    folder = find()
-    detail = None
-    if folder is None and download:
+    def fetch() -> None:
         import torchvision.datasets
 
         logger.info("downloading svhn into %s", root)
-        try:
-            for split in SVHN_FILES:
-                torchvision.datasets.SVHN(str(root), split=split, download=True)
-        except Exception as error:  # network errors come in many types
-            detail = f"download=True failed: {error}"
-        folder = find()
-    if folder is None:
-        raise DatasetNotFoundError(
-            not_found_message(
-                "svhn",
-                expected=list(SVHN_FILES.values()),
-                looked_in=folders,
-                how_to=[
-                    "download=True where internet is available (torchvision writes the .mat "
-                    "files into root)",
-                    "or fetch them from http://ufldl.stanford.edu/housenumbers/",
-                ],
-                detail=detail,
-            )
-        )
+        for split in SVHN_FILES:
+            torchvision.datasets.SVHN(str(root), split=split, download=True)
+
+    folder = find_or_download(
+        folders,
+        SVHN_FILES.values(),
+        download=fetch if download else None,
+        dataset="svhn",
+        expected=list(SVHN_FILES.values()),
+        how_to=[
+            "download=True where internet is available (torchvision writes the .mat "
+            "files into root)",
+            "or fetch them from http://ufldl.stanford.edu/housenumbers/",
+        ],
+    )
     train_images, train_labels = _read_mat(folder / SVHN_FILES["train"])
     test_images, test_labels = _read_mat(folder / SVHN_FILES["test"])
     return DatasetArrays(

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from optuna_nachos.cost import make_session, require_onnxruntime
 from optuna_nachos.deploy._export import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
 
 
@@ -26,16 +27,6 @@ class OnnxPrediction(NamedTuple):
     predictions: np.ndarray
     exit_indices: np.ndarray
     logits: np.ndarray
-
-
-def _require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the ONNX runtime needs onnxruntime: pip install 'optuna-nachos[onnx]'."
-        ) from None
-    return onnxruntime
 
 
 class OnnxEENN:
@@ -65,7 +56,7 @@ class OnnxEENN:
         threads: int = 1,
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ) -> None:
-        ort = _require_onnxruntime()
+        require_onnxruntime()
         path = Path(path)
         manifest_path = path / MANIFEST_FILE if path.is_dir() else path
         if not manifest_path.is_file():
@@ -81,20 +72,12 @@ class OnnxEENN:
                 f"{manifest_path} was written by a newer optuna-nachos; upgrade to run it."
             )
         self.manifest: dict[str, Any] = manifest
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         self._sessions = []
         for entry in manifest["segments"]:
             file = manifest_path.parent / entry["file"]
             if not file.is_file():
                 raise FileNotFoundError(f"segment {file} of {manifest_path} is missing.")
-            self._sessions.append(
-                ort.InferenceSession(str(file), sess_options=options, providers=list(providers))
-            )
+            self._sessions.append(make_session(str(file), threads=threads, providers=providers))
         self.thresholds: tuple[float, ...] = tuple(float(t) for t in manifest["thresholds"])
 
     @property

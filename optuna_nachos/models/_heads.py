@@ -31,6 +31,16 @@ class ExitHeadSpec:
     pool_sizes: tuple[int, ...] = (1,)
 
 
+def _max_pool(spatial_size: tuple[int, int], pool: int) -> nn.Module:
+    """The optional max-pool of kernel and stride ``pool`` a head applies first."""
+    height, width = spatial_size
+    if pool > 1 and (height < pool or width < pool):
+        raise ValueError(
+            f"cannot max-pool {height}x{width} features with size {pool}; use a smaller pool."
+        )
+    return nn.MaxPool2d(pool) if pool > 1 else nn.Identity()
+
+
 class NachosExitHead(nn.Module):
     """The NACHOS exit head: three 3x3 convolutions (32, 64, 128) and a linear layer.
 
@@ -42,13 +52,8 @@ class NachosExitHead(nn.Module):
         self, in_channels: int, spatial_size: tuple[int, int], num_classes: int, *, pool: int = 1
     ) -> None:
         super().__init__()
-        height, width = spatial_size
-        if pool > 1 and (height < pool or width < pool):
-            raise ValueError(
-                f"cannot max-pool {height}x{width} features with size {pool}; use a smaller pool."
-            )
-        self.pool = nn.MaxPool2d(pool) if pool > 1 else nn.Identity()
-        height, width = height // pool, width // pool
+        self.pool = _max_pool(spatial_size, pool)
+        height, width = spatial_size[0] // pool, spatial_size[1] // pool
         self.features = nn.Sequential(
             nn.ReLU(),
             nn.Conv2d(in_channels, 32, 3, padding=1),
@@ -91,13 +96,8 @@ class MBConvExitHead(nn.Module):
         self, in_channels: int, spatial_size: tuple[int, int], num_classes: int, *, pool: int = 1
     ) -> None:
         super().__init__()
-        height, width = spatial_size
-        if pool > 1 and (height < pool or width < pool):
-            raise ValueError(
-                f"cannot max-pool {height}x{width} features with size {pool}; use a smaller pool."
-            )
         out_channels = make_divisible(max(16, in_channels // 2))
-        self.pool = nn.MaxPool2d(pool) if pool > 1 else nn.Identity()
+        self.pool = _max_pool(spatial_size, pool)
         self.block = MBConv(
             in_channels,
             out_channels,

@@ -25,9 +25,12 @@ from optuna_nachos.models import (
     attach_exits,
     choose_pools,
     get_exit_head,
-    list_exit_heads,
 )
-from optuna_nachos.space._mobilenetv3 import _index_of
+from optuna_nachos.space._mobilenetv3 import (
+    _check_exit_options,
+    _index_of,
+    _suggest_categoricals,
+)
 
 DEFAULT_EXIT_HEADS = ("nachos", "pool_linear", "mbconv")
 """Head designs searched by default: the NACHOS head, pooling + linear, a small MBConv."""
@@ -107,17 +110,7 @@ class BackboneExitSpace:
         self.exit_heads = tuple(exit_heads)
         if len(set(self.exit_heads)) != len(self.exit_heads):
             raise ConfigError(f"exit_heads must not repeat names, got {self.exit_heads}.")
-        known = list_exit_heads()
-        for head in self.exit_heads:
-            if head not in known:
-                raise ConfigError(f"unknown exit head {head!r}; registered heads: {known}.")
-        if isinstance(min_exits, bool) or not isinstance(min_exits, int) or min_exits < 0:
-            raise ConfigError(f"min_exits must be a non-negative integer, got {min_exits!r}.")
-        if min_exits > len(self.exit_stages):
-            raise ConfigError(
-                f"min_exits={min_exits} cannot be met with exits allowed after stages "
-                f"{self.exit_stages} only."
-            )
+        _check_exit_options(self.exit_heads, self.exit_stages, min_exits)
         self.min_exits = min_exits
         self._backbone: tuple[list[int], int, list[int], int] | None = None
         self._shapes: list[tuple[int, ...]] | None = None
@@ -166,15 +159,7 @@ class BackboneExitSpace:
         Raises:
             ConfigError: If a value is outside its choices (a ``FixedTrial`` can hold one).
         """
-        params: dict[str, Any] = {}
-        for name, dist in self.distributions().items():
-            try:
-                params[name] = trial.suggest_categorical(name, dist.choices)
-            except ValueError as error:
-                raise ConfigError(
-                    f"cannot suggest parameter {name!r} with choices {dist.choices}: {error}"
-                ) from error
-        return self.config_from_params(params)
+        return self.config_from_params(_suggest_categoricals(trial, self.distributions()))
 
     def config_from_params(self, params: Mapping[str, Any]) -> ExitsConfig:
         """Rebuild the configuration from trial parameters, validating every value.

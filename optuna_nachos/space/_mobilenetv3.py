@@ -17,6 +17,38 @@ EDANAS_THRESHOLD_GENES = (0.1, 0.2, 1.0)
 """Threshold genes of the EDANAS encoding; 1.0 means "no exit here"."""
 
 
+def _check_exit_options(
+    exit_heads: tuple[str, ...], exit_stages: tuple[int, ...], min_exits: Any
+) -> None:
+    """Raise ``ConfigError`` on an unregistered head or a ``min_exits`` the stages cannot meet."""
+    known_heads = list_exit_heads()
+    for head in exit_heads:
+        if head not in known_heads:
+            raise ConfigError(f"unknown exit head {head!r}; registered heads: {known_heads}.")
+    if isinstance(min_exits, bool) or not isinstance(min_exits, int) or min_exits < 0:
+        raise ConfigError(f"min_exits must be a non-negative integer, got {min_exits!r}.")
+    if min_exits > len(exit_stages):
+        raise ConfigError(
+            f"min_exits={min_exits} cannot be met with exits allowed after stages "
+            f"{exit_stages} only."
+        )
+
+
+def _suggest_categoricals(
+    trial: optuna.trial.BaseTrial, distributions: Mapping[str, BaseDistribution]
+) -> dict[str, Any]:
+    """Suggest every categorical parameter on ``trial``; ``ConfigError`` on a value outside."""
+    params: dict[str, Any] = {}
+    for name, dist in distributions.items():
+        try:
+            params[name] = trial.suggest_categorical(name, dist.choices)
+        except ValueError as error:  # FixedTrial: "'5' not in (2, 3, 4)."
+            raise ConfigError(
+                f"cannot suggest parameter {name!r} with choices {dist.choices}: {error}"
+            ) from error
+    return params
+
+
 def _choices(values: Any, *, name: str, kind: type) -> tuple:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ConfigError(f"{name} must be a sequence of choices, got {values!r}.")
@@ -112,17 +144,7 @@ class MobileNetV3Space:
         if min(self.resolutions) < 8:
             raise ConfigError(f"resolutions must be at least 8 pixels, got {self.resolutions}.")
         self.exit_heads = _choices(exit_heads, name="exit_heads", kind=str)
-        known_heads = list_exit_heads()
-        for head in self.exit_heads:
-            if head not in known_heads:
-                raise ConfigError(f"unknown exit head {head!r}; registered heads: {known_heads}.")
-        if isinstance(min_exits, bool) or not isinstance(min_exits, int) or min_exits < 0:
-            raise ConfigError(f"min_exits must be a non-negative integer, got {min_exits!r}.")
-        if min_exits > len(self.exit_stages):
-            raise ConfigError(
-                f"min_exits={min_exits} cannot be met with exits allowed after stages "
-                f"{self.exit_stages} only."
-            )
+        _check_exit_options(self.exit_heads, self.exit_stages, min_exits)
         self.min_exits = min_exits
         self.threshold_genes: tuple[float, ...] | None = None
         if threshold_genes is not None:
@@ -204,15 +226,7 @@ class MobileNetV3Space:
         Raises:
             ConfigError: If a value is outside its choices (a ``FixedTrial`` can hold one).
         """
-        params: dict[str, Any] = {}
-        for name, dist in self.distributions().items():
-            try:
-                params[name] = trial.suggest_categorical(name, dist.choices)
-            except ValueError as error:  # FixedTrial: "'5' not in (2, 3, 4)."
-                raise ConfigError(
-                    f"cannot suggest parameter {name!r} with choices {dist.choices}: {error}"
-                ) from error
-        return self.config_from_params(params)
+        return self.config_from_params(_suggest_categoricals(trial, self.distributions()))
 
     def config_from_params(self, params: Mapping[str, Any]) -> EENNConfig:
         """Rebuild the configuration from trial parameters, validating every value.

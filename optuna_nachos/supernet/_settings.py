@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from optuna_nachos._validate import check_integers, coerce_non_negative_floats
 from optuna_nachos.models import list_exit_heads
 
 
@@ -58,21 +58,9 @@ class SupernetSettings:
     progress: bool | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "recalibration_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        for name in ("random_subnets", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
-        for name in ("lr", "momentum", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}.")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}.")
-            object.__setattr__(self, name, float(value))
+        check_integers(self, ("epochs", "batch_size", "recalibration_batches"), minimum=1)
+        check_integers(self, ("random_subnets", "seed"), minimum=0)
+        coerce_non_negative_floats(self, ("lr", "momentum", "weight_decay"))
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}.")
         if self.momentum >= 1:

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,28 +37,11 @@ from optuna_nachos.supernet._network import (
     smallest_config,
 )
 from optuna_nachos.supernet._settings import SupernetSettings
+from optuna_nachos.train import resolve_device, show_progress
 
 _logger = get_logger(__name__)
 
 _RESUME_KEYS = ("settings", "dataset", "num_classes", "in_channels", "resolution", "train_size")
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu'.")
-    return resolved
-
-
-def _show_progress(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _parameter_groups(supernet: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -199,7 +181,7 @@ def train_supernet(
     if folder.exists() and not folder.is_dir():
         raise SupernetError(f"{folder} is a file; the supernet needs a folder.")
     folder.mkdir(parents=True, exist_ok=True)
-    device = _resolve_device(settings.device)
+    device = resolve_device(settings.device)
     extra = dict(metadata or {})
     expected = _metadata(data, settings, history=[], epochs_done=0, extra=extra)
     checkpoint_path = folder / CHECKPOINT_FILE
@@ -248,7 +230,7 @@ def train_supernet(
                 "Resuming supernet training at epoch %d of %d.", start_epoch + 1, settings.epochs
             )
         use_amp = settings.amp and device.type == "cuda"
-        progress = _show_progress(settings.progress)
+        progress = show_progress(settings.progress)
         for epoch in range(start_epoch, settings.epochs):
             started = time.perf_counter()
             supernet.train()

@@ -17,6 +17,7 @@ from optuna_nachos.train._calibration import (
     operating_curve,
 )
 from optuna_nachos.train._config import CLS_WEIGHTINGS, TrainConfig
+from optuna_nachos.train._datasets import resolve_device
 from optuna_nachos.train._errors import TrainingDivergedError
 from optuna_nachos.train._evaluation import (
     EvaluationResult,
@@ -35,6 +36,7 @@ from optuna_nachos.train._losses import (
     support_loss,
 )
 from optuna_nachos.train._pipeline import CalibratedEvaluation, calibrate_and_evaluate
+from optuna_nachos.train._progress import show_progress
 from optuna_nachos.train._support import balanced_support_indices, class_exit_accuracy
 from optuna_nachos.train._trainer import PHASES, EpochRecord, FitResult, fit
 
@@ -71,5 +73,7 @@ __all__ = [
     "fit",
     "macs_loss",
     "operating_curve",
+    "resolve_device",
+    "show_progress",
     "support_loss",
 ]

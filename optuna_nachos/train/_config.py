@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from optuna_nachos._validate import check_integers, coerce_non_negative_floats
 
 SCHEDULERS = ("cosine", "constant")
 """Learning-rate schedules :class:`TrainConfig` accepts (both stepped once per epoch)."""
@@ -77,23 +78,15 @@ class TrainConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("backbone_epochs", "warmup_epochs", "exit_epochs", "num_workers", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}.")
-        for name in ("lr", "momentum", "weight_decay", "w_alpha", "beta", "w_beta", "w_gamma"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}.")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {value!r}.")
-            object.__setattr__(self, name, float(value))
+        check_integers(
+            self,
+            ("backbone_epochs", "warmup_epochs", "exit_epochs", "num_workers", "seed"),
+            minimum=0,
+        )
+        check_integers(self, ("batch_size",), minimum=1)
+        coerce_non_negative_floats(
+            self, ("lr", "momentum", "weight_decay", "w_alpha", "beta", "w_beta", "w_gamma")
+        )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}.")
         if self.momentum >= 1:

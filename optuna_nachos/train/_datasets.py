@@ -86,15 +86,25 @@ def make_loader(
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other values as torch devices."""
+    """``"auto"`` -> CUDA when available, else CPU; other values as torch devices.
+
+    Raises:
+        ValueError: If ``device`` names no torch device, or a CUDA one where no CUDA GPU is
+            available.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'.") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was asked for but no CUDA GPU is available; use 'cpu'."
+        )
+    return resolved
 
 
 def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:

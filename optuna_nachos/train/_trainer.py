@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from optuna_nachos.train._datasets import (
 from optuna_nachos.train._errors import TrainingDivergedError
 from optuna_nachos.train._inference import collect_exit_outputs
 from optuna_nachos.train._losses import LOSS_TERMS, NachosLoss
+from optuna_nachos.train._progress import show_progress
 from optuna_nachos.train._support import balanced_support_indices, class_exit_accuracy
 
 _logger = get_logger(__name__)
@@ -176,15 +176,6 @@ def _make_optimizer(
     return optimizer, scheduler
 
 
-def _show_progress(config: TrainConfig) -> bool:
-    if config.progress is not None:
-        return config.progress
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 StepFunction = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
@@ -252,6 +243,66 @@ def _run_epoch(
     return means, samples, (step_time / steps if steps else math.nan)
 
 
+def _train_epoch(
+    dataset: Any,
+    *,
+    step: StepFunction,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    term_names: tuple[str, ...],
+    phase: str,
+    epoch: int,
+    num_epochs: int,
+    start: float,
+    config: TrainConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    progress: bool,
+    support_seconds: float = 0.0,
+) -> EpochRecord:
+    """Train one epoch of a phase over ``dataset``, step the schedule, log and record it.
+
+    ``start`` is when the epoch began (``time.perf_counter``), so the record's seconds
+    include any preparation done before this call (such as measuring the support set).
+    """
+    loader = make_loader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=config.num_workers,
+        device=device,
+    )
+    lr = optimizer.param_groups[0]["lr"]
+    means, samples, step_seconds = _run_epoch(
+        loader=loader,
+        step=step,
+        optimizer=optimizer,
+        term_names=term_names,
+        phase=phase,
+        epoch=epoch,
+        num_epochs=num_epochs,
+        device=device,
+        progress=progress,
+    )
+    if scheduler is not None:
+        scheduler.step()
+    seconds = time.perf_counter() - start
+    record = EpochRecord(
+        phase=phase,
+        epoch=epoch,
+        losses=means,
+        lr=lr,
+        seconds=seconds,
+        images_per_second=samples / seconds if seconds > 0 else math.nan,
+        step_seconds=step_seconds,
+        samples=samples,
+        support_seconds=support_seconds,
+    )
+    _log_epoch(record, num_epochs)
+    return record
+
+
 def _log_epoch(record: EpochRecord, num_epochs: int) -> None:
     losses = " ".join(f"{k}={v:.4f}" for k, v in record.losses.items())
     _logger.info(
@@ -289,41 +340,23 @@ def _backbone_phase(
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
-        loader = make_loader(
-            train_set,
-            batch_size=config.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=config.num_workers,
-            device=device,
+        records.append(
+            _train_epoch(
+                train_set,
+                step=step,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                term_names=_BACKBONE_TERMS,
+                phase="backbone",
+                epoch=epoch,
+                num_epochs=epochs,
+                start=start,
+                config=config,
+                generator=generator,
+                device=device,
+                progress=progress,
+            )
         )
-        lr = optimizer.param_groups[0]["lr"]
-        means, samples, step_seconds = _run_epoch(
-            loader=loader,
-            step=step,
-            optimizer=optimizer,
-            term_names=_BACKBONE_TERMS,
-            phase="backbone",
-            epoch=epoch,
-            num_epochs=epochs,
-            device=device,
-            progress=progress,
-        )
-        if scheduler is not None:
-            scheduler.step()
-        seconds = time.perf_counter() - start
-        record = EpochRecord(
-            phase="backbone",
-            epoch=epoch,
-            losses=means,
-            lr=lr,
-            seconds=seconds,
-            images_per_second=samples / seconds if seconds > 0 else math.nan,
-            step_seconds=step_seconds,
-            samples=samples,
-        )
-        records.append(record)
-        _log_epoch(record, epochs)
 
 
 def _set_exit_phase_modes(model: nn.Module, *, frozen: bool) -> None:
@@ -411,42 +444,24 @@ def _exit_phase(
                 epoch_set = subset(train_set, torch.nonzero(keep).flatten())
                 support_seconds = time.perf_counter() - support_start
             _set_exit_phase_modes(model, frozen=frozen)
-            loader = make_loader(
-                epoch_set,
-                batch_size=config.batch_size,
-                shuffle=True,
-                generator=generator,
-                num_workers=config.num_workers,
-                device=device,
+            records.append(
+                _train_epoch(
+                    epoch_set,
+                    step=step,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    term_names=_EXIT_TERMS,
+                    phase=phase,
+                    epoch=epoch,
+                    num_epochs=phase_epochs,
+                    start=start,
+                    config=config,
+                    generator=generator,
+                    device=device,
+                    progress=progress,
+                    support_seconds=support_seconds,
+                )
             )
-            lr = optimizer.param_groups[0]["lr"]
-            means, samples, step_seconds = _run_epoch(
-                loader=loader,
-                step=step,
-                optimizer=optimizer,
-                term_names=_EXIT_TERMS,
-                phase=phase,
-                epoch=epoch,
-                num_epochs=phase_epochs,
-                device=device,
-                progress=progress,
-            )
-            if scheduler is not None:
-                scheduler.step()
-            seconds = time.perf_counter() - start
-            record = EpochRecord(
-                phase=phase,
-                epoch=epoch,
-                losses=means,
-                lr=lr,
-                seconds=seconds,
-                images_per_second=samples / seconds if seconds > 0 else math.nan,
-                step_seconds=step_seconds,
-                samples=samples,
-                support_seconds=support_seconds,
-            )
-            records.append(record)
-            _log_epoch(record, phase_epochs)
     finally:
         for p, flag in zip(backbone_params, saved_flags, strict=True):
             p.requires_grad_(flag)
@@ -516,7 +531,7 @@ def fit(
             raise ValueError(f"max_avg_macs must be > 0, got {max_avg_macs!r}.")
     num_classes = int(getattr(data, "num_classes", None) or model.num_classes)
     device = resolve_device(config.device)
-    progress = _show_progress(config)
+    progress = show_progress(config.progress)
     was_training = model.training
     model_to_device(model, device)
     records: list[EpochRecord] = []

@@ -210,6 +210,12 @@ def empty_figure(title: str, message: str) -> go.Figure:
     fig.update_layout(
         title=title, template="plotly_white", xaxis_visible=False, yaxis_visible=False
     )
+    add_message(fig, message, name="message")
+    return fig
+
+
+def add_message(fig: go.Figure, message: str, *, name: str | None = None) -> None:
+    """Write ``message`` in the middle of ``fig`` (an empty plot's explanation)."""
     fig.add_annotation(
         text=message,
         xref="paper",
@@ -218,9 +224,8 @@ def empty_figure(title: str, message: str) -> go.Figure:
         y=0.5,
         showarrow=False,
         font={"size": 16},
-        name="message",
+        name=name,
     )
-    return fig
 
 
 def base_layout(fig: go.Figure, *, title: str, **layout: Any) -> go.Figure:

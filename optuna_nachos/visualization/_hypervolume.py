@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nachos.results import hypervolume, hypervolume_reference
 from optuna_nachos.study import is_feasible
-from optuna_nachos.visualization._common import EXIT_COLORS, base_layout, check_study
+from optuna_nachos.visualization._common import EXIT_COLORS, add_message, base_layout, check_study
 
 _NEVER = datetime.datetime.max
 
@@ -137,15 +137,7 @@ def plot_hypervolume_history(
             )
         )
     if all(len(trace.x) == 0 for trace in fig.data):
-        fig.add_annotation(
-            text="No finished trial yet.",
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"size": 16},
-        )
+        add_message(fig, "No finished trial yet.")
     base_layout(
         fig,
         title="Hypervolume of the admissible front"

@@ -6,25 +6,9 @@ import pytest
 
 from optuna_nachos.cli import main
 
-SEARCH = [
-    "search",
-    "--dataset",
-    "digits",
-    "--sampler",
-    "random",
-    "--max-avg-macs",
-    "2.7M",
-    "--min-accuracy",
-    "0.0",
-    "--no-progress",
-]
+from .conftest import RANDOM_SEARCH, error_line
 
-
-def _error_line(capsys):
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    return lines[-1]
+SEARCH = [*RANDOM_SEARCH, "--max-avg-macs", "2.7M"]
 
 
 def test_resolve_study_name():
@@ -54,57 +38,31 @@ def test_unknown_dataset_is_one_line_error(tmp_path, capsys):
         ]
     )
     assert code == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "unknown dataset 'nope'" in line and "digits" in line
 
 
-def test_unknown_sampler_is_rejected_by_the_parser(capsys):
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--sampler", "bogus", "invalid choice: 'bogus'"),
+        ("--max-avg-macs", "lots", "invalid MAC amount"),
+    ],
+)
+def test_bad_values_are_rejected_by_the_parser(flag, value, message, capsys):
+    args = ["search", "--dataset", "digits", "--n-trials", "1", "--max-avg-macs", "2.7M"]
     with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "search",
-                "--dataset",
-                "digits",
-                "--n-trials",
-                "1",
-                "--sampler",
-                "bogus",
-                "--max-avg-macs",
-                "2.7M",
-                "--min-accuracy",
-                "0.5",
-            ]
-        )
+        main([*args, "--min-accuracy", "0.5", flag, value])
     assert exit_info.value.code == 2
-    assert "invalid choice: 'bogus'" in capsys.readouterr().err
-
-
-def test_bad_mac_amount_is_rejected(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "search",
-                "--dataset",
-                "digits",
-                "--n-trials",
-                "1",
-                "--max-avg-macs",
-                "lots",
-                "--min-accuracy",
-                "0.5",
-            ]
-        )
-    assert exit_info.value.code == 2
-    assert "invalid MAC amount" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_budget_below_smallest_network(tmp_path, capsys):
     code = main(
         [
-            *SEARCH[:6],
+            *RANDOM_SEARCH,
+            "--max-avg-macs",
             "1K",
-            "--min-accuracy",
-            "0.0",
             "--n-trials",
             "1",
             "--storage",
@@ -112,14 +70,14 @@ def test_budget_below_smallest_network(tmp_path, capsys):
         ]
     )
     assert code == 2
-    assert "cheapest network" in _error_line(capsys)
+    assert "cheapest network" in error_line(capsys)
 
 
 def test_storage_that_cannot_be_opened(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
     code = main([*SEARCH, "--n-trials", "1", "--storage", url])
     assert code == 2
-    assert "cannot open storage" in _error_line(capsys)
+    assert "cannot open storage" in error_line(capsys)
 
 
 def test_best_on_a_missing_study(tmp_path, capsys):
@@ -129,7 +87,7 @@ def test_best_on_a_missing_study(tmp_path, capsys):
         optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}", study_name=name)
     code = main(["best", "--storage", f"sqlite:///{tmp_path / 'empty.db'}"])
     assert code == 2
-    assert "no study 'nachos'" in _error_line(capsys)
+    assert "no study 'nachos'" in error_line(capsys)
 
 
 @pytest.mark.slow
@@ -172,11 +130,11 @@ def test_search_best_export_round_trip(tmp_path, capsys, monkeypatch):
     assert info["thresholds"] == rows[0]["thresholds"]
 
     assert main(["export", "--storage", storage, "--trial", "999", "--out", str(out_dir)]) == 2
-    assert "no trial 999" in _error_line(capsys)
+    assert "no trial 999" in error_line(capsys)
 
 
 def test_startup_trials_only_for_model_based_samplers(tmp_path, capsys):
     args = [*SEARCH, "--n-trials", "1", "--storage", f"sqlite:///{tmp_path / 'x.db'}"]
     args[args.index("random")] = "nsga2"
     assert main([*args, "--startup-trials", "3"]) == 2
-    assert "--startup-trials applies to" in _error_line(capsys)
+    assert "--startup-trials applies to" in error_line(capsys)

@@ -12,24 +12,11 @@ from optuna_nachos.cost import LatencyTable
 from optuna_nachos.data import load_dataset
 from optuna_nachos.deploy import OnnxEENN
 
+from .conftest import RANDOM_SEARCH, error_line
+
 pytest.importorskip("onnxruntime")
 
-SEARCH = [
-    "search",
-    "--dataset",
-    "digits",
-    "--sampler",
-    "random",
-    "--min-accuracy",
-    "0.0",
-    "--no-progress",
-]
-
-
-def _error_line(capsys):
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    return err.splitlines()[-1]
+SEARCH = RANDOM_SEARCH
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +56,18 @@ def test_profile_writes_a_table(lut):
 def test_latency_options_are_checked(tmp_path, lut, capsys):
     storage = ["--storage", f"sqlite:///{tmp_path / 'x.db'}", "--n-trials", "1"]
     assert main([*SEARCH, *storage, "--objective", "latency"]) == 2
-    assert "--latency-table and --max-avg-latency-ms" in _error_line(capsys)
+    assert "--latency-table and --max-avg-latency-ms" in error_line(capsys)
     assert main([*SEARCH, *storage]) == 2
-    assert "--max-avg-macs is required" in _error_line(capsys)
+    assert "--max-avg-macs is required" in error_line(capsys)
     assert main([*SEARCH, *storage, "--max-avg-macs", "2.7M", "--max-avg-latency-ms", "1"]) == 2
-    assert "needs --latency-table" in _error_line(capsys)
+    assert "needs --latency-table" in error_line(capsys)
     missing = str(tmp_path / "none.json")
     args = [*SEARCH, *storage, "--max-avg-macs", "2.7M", "--latency-table", missing]
     assert main(args) == 2
-    assert "latency profile" in _error_line(capsys)
+    assert "latency profile" in error_line(capsys)
     table = ["--max-avg-macs", "2.7M", "--latency-table", str(lut), "--latency-backend", "torch"]
     assert main([*SEARCH, *storage, *table, "--latency-batch-size", "8"]) == 2
-    assert "batch size 8" in _error_line(capsys)  # the table was profiled at batch 1 only
+    assert "batch size 8" in error_line(capsys)  # the table was profiled at batch 1 only
     with pytest.raises(SystemExit) as exited:  # argparse's own usage error
         main([*SEARCH, *storage, *table, "--latency-batch-size", "0"])
     assert exited.value.code == 2

@@ -15,17 +15,12 @@ from optuna.trial import TrialState
 
 from optuna_nachos.cli import main
 
+from .conftest import RANDOM_SEARCH, error_line
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SEARCH = [
-    "search",
-    "--dataset",
-    "digits",
-    "--sampler",
-    "random",
-    "--min-accuracy",
-    "0.0",
-    "--no-progress",
+    *RANDOM_SEARCH,
     "--threads",
     "1",
     "--train-subset",
@@ -39,12 +34,6 @@ SEARCH = [
 ]
 CHEAP = ["--max-avg-macs", "1.2M"]  # most candidates exceed it: skipped, not trained (fast)
 TRAINED = ["--max-avg-macs", "2.7M"]
-
-
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    return err.splitlines()[-1]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
@@ -111,14 +100,14 @@ def test_cuda_without_a_gpu_is_one_line_and_creates_nothing(tmp_path, capsys, mo
     url = f"sqlite:///{tmp_path / 'x.db'}"
     code = main([*SEARCH, *CHEAP, "--n-trials", "1", "--storage", url, "--device", "cuda"])
     assert code == 2
-    assert "no CUDA GPU is available" in _error_line(capsys)
+    assert "no CUDA GPU is available" in error_line(capsys)
     assert not (tmp_path / "x.db").exists()
 
 
 def test_best_with_a_typo_in_the_path_creates_no_database(tmp_path, capsys):
     code = main(["best", "--storage", f"sqlite:///{tmp_path / 'typo.db'}"])
     assert code == 2
-    assert "no storage file" in _error_line(capsys)
+    assert "no storage file" in error_line(capsys)
     assert not (tmp_path / "typo.db").exists()
 
 
@@ -136,7 +125,7 @@ def test_artifacts_naming_a_file_is_refused(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'x.db'}"
     args = [*SEARCH, *CHEAP, "--n-trials", "1", "--storage", url, "--artifacts"]
     assert main([*args, str(tmp_path / "file")]) == 2
-    assert "is a file, not a folder" in _error_line(capsys)
+    assert "is a file, not a folder" in error_line(capsys)
 
 
 def test_settings_are_fixed_unless_new_settings(tmp_path, capsys):
@@ -144,7 +133,7 @@ def test_settings_are_fixed_unless_new_settings(tmp_path, capsys):
     assert main([*SEARCH, *CHEAP, "--n-trials", "1", "--storage", url]) == 0
     changed = [*SEARCH, "--max-avg-macs", "1.3M", "--n-trials", "2", "--storage", url]
     assert main(changed) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "max_avg_macs 1200000.0 -> 1300000.0" in line and "--new-settings" in line
     assert len(_trials(url)) == 1
     assert main([*changed, "--new-settings"]) == 0
@@ -178,7 +167,7 @@ def test_two_workers_of_the_same_command_never_duplicate(tmp_path):
 def test_a_search_that_ends_unfinished_exits_non_zero(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 't.db'}"
     assert main([*SEARCH, *CHEAP, "--n-trials", "2", "--storage", url, "--timeout", "0"]) == 1
-    assert "search ended unfinished (the timeout passed): 0 of 2" in _error_line(capsys)
+    assert "search ended unfinished (the timeout passed): 0 of 2" in error_line(capsys)
 
 
 def test_a_search_stopped_by_failures_exits_non_zero(tmp_path, capsys, monkeypatch):
@@ -187,7 +176,7 @@ def test_a_search_stopped_by_failures_exits_non_zero(tmp_path, capsys, monkeypat
     monkeypatch.setattr(NachosObjective, "__call__", lambda self, trial: (float("nan"),) * 2)
     url = f"sqlite:///{tmp_path / 'f.db'}"
     assert main([*SEARCH, *CHEAP, "--n-trials", "2", "--storage", url]) == 1
-    assert "search ended unfinished (trials kept failing): 0 of 2" in _error_line(capsys)
+    assert "search ended unfinished (trials kept failing): 0 of 2" in error_line(capsys)
 
 
 def test_ctrl_c_fails_the_trial_and_exits_130(tmp_path):
@@ -251,14 +240,14 @@ def test_export_finds_the_artifacts_from_any_directory(searched, tmp_path, capsy
     weights = (out / "weights.pt").read_bytes()
 
     assert main(export) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys)
     assert "already holds an exported network" in line and "--force" in line
     assert (out / "weights.pt").read_bytes() == weights
     assert main([*export, "--force"]) == 0
 
     (tmp_path / "a-file").write_text("keep")
     assert main([*export[:-1], str(tmp_path / "a-file")]) == 2
-    assert "is a file" in _error_line(capsys)
+    assert "is a file" in error_line(capsys)
     assert (tmp_path / "a-file").read_text() == "keep"
     assert not (tmp_path / "nachos_artifacts").exists()
 
@@ -269,9 +258,9 @@ def test_export_with_a_wrong_artifacts_folder_is_one_line(searched, tmp_path, ca
     empty.mkdir()
     args = ["export", "--storage", url, "--trial", str(trial), "--out", str(tmp_path / "n")]
     assert main([*args, "--artifacts", str(empty)]) == 2
-    assert f"the network of trial {trial} is not in {empty}" in _error_line(capsys)
+    assert f"the network of trial {trial} is not in {empty}" in error_line(capsys)
     assert main([*args, "--artifacts", str(tmp_path / "missing")]) == 2
-    assert "no artifacts folder" in _error_line(capsys)
+    assert "no artifacts folder" in error_line(capsys)
     assert not (tmp_path / "missing").exists() and not (tmp_path / "n").exists()
 
 

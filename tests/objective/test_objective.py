@@ -8,19 +8,13 @@ import torch
 from optuna.trial import TrialState
 
 import optuna_nachos as nachos
-from optuna_nachos.data import load_dataset
 from optuna_nachos.objective import _objective
 from optuna_nachos.study import CONSTRAINT_NAMES
 from optuna_nachos.train import TrainingDivergedError
 
-RESOLUTION = 16
-BUDGET = 0.9e6
+from .conftest import BUDGET, RESOLUTION
+
 FLOOR = 0.2
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", resolution=RESOLUTION, seed=0)
 
 
 @pytest.fixture

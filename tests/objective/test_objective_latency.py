@@ -8,21 +8,15 @@ from optuna.trial import TrialState
 
 import optuna_nachos as nachos
 from optuna_nachos.cost import exit_latency, profile_latency
-from optuna_nachos.data import load_dataset
 from optuna_nachos.objective import _objective
 from optuna_nachos.report import summarize
 from optuna_nachos.report._summary import summary_markdown
 from optuna_nachos.samplers import NachosSampler
 from optuna_nachos.study import CONSTRAINT_NAMES, LATENCY_METRIC_NAMES
 
-RESOLUTION = 16
-BUDGET = 0.9e6
+from .conftest import BUDGET, RESOLUTION
+
 FLOOR = 0.0
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", resolution=RESOLUTION, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,14 @@
 import math
 
 import optuna
-import pytest
 import torch
 
 import optuna_nachos as nachos
-from optuna_nachos.data import load_dataset
 from optuna_nachos.study import reported_values, selection_values
 
-RESOLUTION = 16
-BUDGET = 0.9e6
+from .conftest import BUDGET, RESOLUTION
+
 FLOOR = 0.2
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", resolution=RESOLUTION, seed=0)
 
 
 def _config():
