@@ -30,6 +30,8 @@ PRIVATE_OPTUNA_APIS = [
     ("optuna.samplers._lazy_random_state", "LazyRandomState"),
     ("optuna.study._frozen", "FrozenStudy"),
     ("optuna.artifacts._protocol", "ArtifactStore"),
+    ("optuna._hypervolume", "compute_hypervolume"),
+    ("optuna.study._multi_objective", "_fast_non_domination_rank"),
 ]
 
 
