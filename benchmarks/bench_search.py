@@ -9,8 +9,9 @@ study back and reports:
   storage writes, the artifact upload and the sampler's work for the next trial are all in it;
 * the admissible Pareto front it found.
 
-The thread count is the command's own default (``--threads auto``) unless ``--threads`` is
-given; the record keeps the thread count used, and the one-minute load average before and after
+The thread count is the command's own (the README's sets ``--threads 1``, which makes the
+run reproducible: the same values under any load) unless ``--threads`` overrides it; the record
+keeps the thread count used, and the one-minute load average before and after
 the run (the other work on the machine).
 
 Usage: ``python benchmarks/bench_search.py [--threads auto|N] [--out FILE.json]``.
@@ -42,11 +43,17 @@ from optuna_nachos.record import (
 )
 
 README_ARGS = [
-    "search", "--dataset", "digits", "--resolution", "16", "--n-trials", "12",
+    "search", "--dataset", "digits", "--resolution", "16", "--n-trials", "8",
     "--sampler", "motpe", "--max-avg-macs", "3M", "--min-accuracy", "0.65",
     "--backbone-epochs", "6", "--warmup-epochs", "2", "--exit-epochs", "2",
-    "--batch-size", "64", "--storage", "sqlite:///nachos.db",
+    "--batch-size", "64", "--threads", "1", "--storage", "sqlite:///nachos.db",
 ]  # fmt: skip
+
+
+def _flag(args: list[str], name: str, default: str) -> str:
+    """The value of ``name`` in a command line (its last occurrence), else ``default``."""
+    values = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == name]
+    return values[-1] if values else default
 
 
 def main() -> None:
@@ -55,7 +62,9 @@ def main() -> None:
         "--out", default=str(Path(__file__).parent / "results" / "search_digits.json")
     )
     parser.add_argument(
-        "--threads", default="auto", help="the command's --threads (default: auto, its default)"
+        "--threads",
+        default=None,
+        help="override the command's --threads (default: the README command's own, 1)",
     )
     parser.add_argument(
         "--search-args",
@@ -74,7 +83,8 @@ def main() -> None:
         try:
             load_before = os.getloadavg()
             started = time.perf_counter()
-            code = cli_main([*search_args, "--no-progress", "--threads", args.threads])
+            threads = [] if args.threads is None else ["--threads", args.threads]
+            code = cli_main([*search_args, "--no-progress", *threads])
             wall = time.perf_counter() - started
             load_after = os.getloadavg()
             study = optuna.load_study(study_name="nachos", storage="sqlite:///nachos.db")
@@ -112,7 +122,7 @@ def main() -> None:
     fractions = [o["outside_fraction"] for o in overhead]
     result = {
         "command": "optuna-nachos " + " ".join(search_args),
-        "threads_setting": args.threads,
+        "threads_setting": args.threads or _flag(search_args, "--threads", "auto"),
         "exit_code": code,
         "wall_seconds": wall,
         "trials": len(study.trials),
