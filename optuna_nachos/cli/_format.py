@@ -260,9 +260,9 @@ def print_trial_summary(study: object, trial: FrozenTrial) -> None:
     """A search callback: print :func:`trial_summary` above the progress bar."""
     from tqdm.auto import tqdm
 
-    from optuna_nachos.record import COST_SETTING, study_settings
+    from optuna_nachos.record import is_latency_study, study_settings
 
-    latency = study_settings(study).get(COST_SETTING) == "latency"
+    latency = is_latency_study(study_settings(study))
     tqdm.write(trial_summary(trial, latency=latency), file=sys.stderr)
 
 

@@ -72,6 +72,7 @@ from optuna_nachos.record._names import (
 )
 from optuna_nachos.record._record import (
     EENNTrial,
+    is_latency_study,
     is_legacy,
     objective_values,
     record_evaluation,
@@ -153,5 +154,6 @@ __all__ = [
     "selection_constraints",
     "selection_feasible",
     "selection_values",
+    "is_latency_study",
     "study_settings",
 ]

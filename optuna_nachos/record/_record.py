@@ -24,6 +24,7 @@ from optuna_nachos.record._names import (
     ACCURACY_PER_EXIT_ATTR,
     CONFIG_ATTR,
     COST_INDEX,
+    COST_SETTING,
     EXIT_MACS_ATTR,
     EXIT_RATIOS_ATTR,
     EXITS_CONFIG_ATTR,
@@ -124,6 +125,11 @@ def selection_feasible(trial: FrozenTrial) -> bool:
 def study_settings(study: optuna.Study) -> dict[str, Any]:
     """The search settings recorded on a study (empty when none)."""
     return dict(study.user_attrs.get(SETTINGS_KEY, {}))
+
+
+def is_latency_study(settings: Mapping[str, Any]) -> bool:
+    """Whether a study's settings make its second objective average latency in ms (not MACs)."""
+    return settings.get(COST_SETTING) == "latency"
 
 
 def record_evaluation(

@@ -16,11 +16,11 @@ from optuna.trial import TrialState
 
 from optuna_nachos.record import (
     CONSTRAINT_NAMES,
-    COST_SETTING,
     MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MIN_ACCURACY,
     SKIP_REASON_ATTR,
+    is_latency_study,
     selection_constraints,
     selection_feasible,
     study_settings,
@@ -240,7 +240,7 @@ def hypervolume_sentence(summary: StudySummary) -> str:
     if summary.hypervolume is None:
         return "Hypervolume: not available (the study records no budget and accuracy floor)."
     floor = summary.settings.get(MIN_ACCURACY)
-    if summary.settings.get(COST_SETTING) == "latency":
+    if is_latency_study(summary.settings):
         budget = summary.settings.get(MAX_AVG_LATENCY)
         return (
             f"Hypervolume of the admissible front: {summary.hypervolume:.4f} (normalized; "

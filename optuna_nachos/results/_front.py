@@ -10,10 +10,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_nachos._pareto import nondominated_mask
 from optuna_nachos.record import (
-    COST_SETTING,
     MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MIN_ACCURACY,
+    is_latency_study,
     selection_feasible,
     selection_values,
     study_settings,
@@ -60,7 +60,7 @@ def hypervolume_reference(
     min_accuracy = settings.get(MIN_ACCURACY) if min_accuracy is None else min_accuracy
     if max_avg_macs is None:
         # A study minimizing latency has its budget, in ms, as the reference.
-        latency = settings.get(COST_SETTING) == "latency"
+        latency = is_latency_study(settings)
         max_avg_macs = settings.get(MAX_AVG_LATENCY if latency else MAX_AVG_MACS)
     if min_accuracy is None or max_avg_macs is None:
         raise ValueError(

@@ -14,13 +14,13 @@ from optuna_nachos.record import (
     ACCURACY_INDEX,
     CONFIG_ATTR,
     COST_INDEX,
-    COST_SETTING,
     LATENCY_MS,
     MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MIN_ACCURACY,
     OPERATING_CURVE_COST_ATTR,
     SKIP_REASON_ATTR,
+    is_latency_study,
     study_settings,
 )
 
@@ -85,7 +85,7 @@ def cost_axis(study: optuna.Study | None = None, trial: FrozenTrial | None = Non
     if trial is not None and trial.user_attrs.get(OPERATING_CURVE_COST_ATTR) == LATENCY_MS:
         return LATENCY_AXIS
     settings = study_settings(study) if study is not None else {}
-    return LATENCY_AXIS if settings.get(COST_SETTING) == "latency" else MACS_AXIS
+    return LATENCY_AXIS if is_latency_study(settings) else MACS_AXIS
 
 
 def format_macs(macs: float) -> str:
