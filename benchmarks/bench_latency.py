@@ -3,13 +3,16 @@
 Measures, in one run on one CPU thread:
 
 (a) a latency lookup table of the default space at 32x32 (``profile_latency``: torch eager
-    and onnxruntime, batch sizes 1 and 8);
-(b) for random configurations, the per-exit latency at batch 1 predicted by the table
-    (``exit_latency``) against the latency measured on the whole network: PyTorch eager
-    (``EarlyExitNetwork.predict`` with thresholds that send the sample to that exit) and
-    onnxruntime (the exported segment chain, ``OnnxEENN.predict`` likewise); mean absolute
-    percentage error per back end, and Kendall tau between the MAC rank and the latency rank
-    of the configurations (final exit and first exit);
+    and onnxruntime, batch sizes 1 and 8), then the same table calibrated on whole networks
+    (``calibrate_latency``: random networks of another seed, timed as deployed);
+(b) for random configurations, the per-exit latency at batch 1 predicted by each table
+    (``exit_latency``) against the latency measured on the whole network as deployed
+    (``measure_exit_latency``: PyTorch eager ``EarlyExitNetwork.predict`` and the onnxruntime
+    segment chain ``OnnxEENN.predict``, thresholds that send the sample to that exit, rounds
+    interleaved over all networks, median per exit); mean absolute percentage error per back
+    end and table, the measurement's own noise (medians of the even against the odd rounds),
+    and Kendall tau between the MAC rank and the latency rank of the configurations (final
+    exit and first exit);
 (c) one EENN found by a small search on the digits data: measured latency per test image at
     batch 1 with early exiting on onnxruntime, against the whole network as one ONNX graph, the
     ratio of peak to average MACs of that exit distribution, and PyTorch eager.
@@ -41,12 +44,18 @@ from scipy.stats import kendalltau
 
 import optuna_nachos as nachos
 from optuna_nachos.benchmark import cpu_model
-from optuna_nachos.config import EENNConfig
-from optuna_nachos.cost import exit_latency, exit_macs, make_session, onnx_bytes, profile_latency
-from optuna_nachos.cost._latency import CLOCKS
+from optuna_nachos.cost import (
+    BACKENDS,
+    CLOCKS,
+    LatencyTable,
+    exit_latency,
+    exit_macs,
+    make_session,
+    onnx_bytes,
+    profile_latency,
+)
 from optuna_nachos.data import load_dataset
-from optuna_nachos.deploy import OnnxEENN, export_onnx
-from optuna_nachos.models import build_eenn
+from optuna_nachos.deploy import OnnxEENN, calibrate_latency, export_onnx, measure_exit_latency
 from optuna_nachos.record import (
     ACCURACY_INDEX,
     ARTIFACT_ATTR,
@@ -59,94 +68,86 @@ NUM_CLASSES = 10
 RESOLUTION = 32
 
 
-def _forced(num_early: int, exit_index: int) -> list[float]:
-    """Thresholds that send every sample to ``exit_index`` (1 disables an exit, 0 takes it)."""
-    return [0.0 if j == exit_index else 1.0 for j in range(num_early)]
-
-
-def _measure_exits(
-    config: EENNConfig, *, warmup: int, repeats: int, clock: str
-) -> dict[str, list[float]]:
-    """Measured latency (ms, batch 1) of leaving at each exit, torch eager and onnxruntime.
-
-    Rounds go through the exits in turn (warm-up rounds untimed), so that every exit is timed
-    under the same machine load; each exit keeps its median.
-    """
-    model = build_eenn(config, num_classes=NUM_CLASSES).eval()
-    early = model.num_exits - 1
-    x = torch.randn(1, 3, RESOLUTION, RESOLUTION)
-    xn = x.numpy()
-    with tempfile.TemporaryDirectory() as folder:
-        export_onnx(folder, model, [1.0] * early, in_channels=3)
-        runtime = OnnxEENN(folder, threads=1)
-        runs = []
-        for j in range(model.num_exits):
-            eps = _forced(early, j)
-            runs.append(("torch", j, lambda eps=eps: model.predict(x, eps)))
-            runs.append(("onnxruntime", j, lambda eps=eps: runtime.predict(xn, eps)))
-        for _ in range(warmup):
-            for _, _, run in runs:
-                run()
-        times: dict[tuple[str, int], list[float]] = {(b, j): [] for b, j, _ in runs}
-        now = CLOCKS[clock]
-        for _ in range(repeats):
-            for backend, j, run in runs:
-                start = now()
-                run()
-                times[backend, j].append((now() - start) / 1e6)
-    return {
-        backend: [statistics.median(times[backend, j]) for j in range(model.num_exits)]
-        for backend in ("torch", "onnxruntime")
-    }
-
-
 def _ape(predicted: float, measured: float) -> float:
     return abs(predicted - measured) / measured
 
 
-def bench_prediction(table, configs, *, warmup: int, repeats: int, clock: str) -> dict[str, Any]:
+def _split_half_ape(runs: list[float]) -> float:
+    """Disagreement of the medians of the even and the odd rounds: the measurement's own noise."""
+    even, odd = statistics.median(runs[0::2]), statistics.median(runs[1::2])
+    return abs(even - odd) / odd
+
+
+def bench_prediction(
+    tables: dict[str, LatencyTable], configs, *, warmup: int, rounds: int, clock: str
+) -> dict[str, Any]:
+    """Per-exit latency predicted by each table against the latency measured as deployed."""
+    times = measure_exit_latency(
+        configs,
+        num_classes=NUM_CLASSES,
+        backends=BACKENDS,
+        batch_size=1,
+        warmup=warmup,
+        rounds=rounds,
+        threads=1,
+        clock=clock,
+        seed=0,
+    )
     rows = []
     for index, config in enumerate(configs):
-        measured = _measure_exits(config, warmup=warmup, repeats=repeats, clock=clock)
         rows.append(
             {
                 "config": config.to_dict(),
                 "exit_macs": exit_macs(config, num_classes=NUM_CLASSES),
                 "predicted_ms": {
-                    b: exit_latency(config, table, backend=b) for b in ("torch", "onnxruntime")
+                    name: {b: exit_latency(config, table, backend=b) for b in BACKENDS}
+                    for name, table in tables.items()
                 },
-                "measured_ms": measured,
+                "measured_ms": {
+                    b: [statistics.median(run) for run in times[b][index]] for b in BACKENDS
+                },
+                "split_half_ape": {
+                    b: [_split_half_ape(run) for run in times[b][index]] for b in BACKENDS
+                },
             }
         )
-        print(f"  configuration {index + 1}/{len(configs)} measured", flush=True)
     summary: dict[str, Any] = {}
-    for backend in ("torch", "onnxruntime"):
-        errors = [
-            _ape(p, m)
-            for row in rows
-            for p, m in zip(row["predicted_ms"][backend], row["measured_ms"][backend])
-        ]
-        finals = [_ape(r["predicted_ms"][backend][-1], r["measured_ms"][backend][-1]) for r in rows]
-        summary[backend] = {
-            "mape_all_exits": float(np.mean(errors)),
-            "median_ape_all_exits": float(np.median(errors)),
-            "mape_final_exit": float(np.mean(finals)),
-            "exits_measured": len(errors),
-            "kendall_tau_predicted_vs_measured_final": float(
-                kendalltau(
-                    [r["predicted_ms"][backend][-1] for r in rows],
-                    [r["measured_ms"][backend][-1] for r in rows],
-                ).statistic
+    for backend in BACKENDS:
+        measured = [m for row in rows for m in row["measured_ms"][backend]]
+        finals = [row["measured_ms"][backend][-1] for row in rows]
+        figures: dict[str, Any] = {
+            "exits_measured": len(measured),
+            "measurement_noise_mape": float(
+                np.mean([e for row in rows for e in row["split_half_ape"][backend]])
             ),
         }
+        for name in tables:
+            predicted = [p for row in rows for p in row["predicted_ms"][name][backend]]
+            errors = [_ape(p, m) for p, m in zip(predicted, measured)]
+            predicted_finals = [row["predicted_ms"][name][backend][-1] for row in rows]
+            figures[name] = {
+                "mape_all_exits": float(np.mean(errors)),
+                "median_ape_all_exits": float(np.median(errors)),
+                "p90_ape_all_exits": float(np.percentile(errors, 90)),
+                "mape_final_exit": float(
+                    np.mean([_ape(p, m) for p, m in zip(predicted_finals, finals)])
+                ),
+                "kendall_tau_predicted_vs_measured_final": float(
+                    kendalltau(predicted_finals, finals).statistic
+                ),
+                "kendall_tau_predicted_vs_measured_all_exits": float(
+                    kendalltau(predicted, measured).statistic
+                ),
+            }
         for label, index in (("final", -1), ("first", 0)):
-            summary[backend][f"kendall_tau_macs_vs_measured_{label}"] = float(
+            figures[f"kendall_tau_macs_vs_measured_{label}"] = float(
                 kendalltau(
                     [r["exit_macs"][index] for r in rows],
                     [r["measured_ms"][backend][index] for r in rows],
                 ).statistic
             )
-    return {"configs": len(configs), "summary": summary, "rows": rows}
+        summary[backend] = figures
+    return {"configs": len(configs), "rounds": rounds, "summary": summary, "rows": rows}
 
 
 class _Backbone(torch.nn.Module):
@@ -273,7 +274,12 @@ def bench_searched(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", type=int, default=50, help="random configurations")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per network")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="timed rounds over all networks (prediction)"
+    )
+    parser.add_argument(
+        "--calibration-networks", type=int, default=40, help="networks of the calibration"
+    )
     parser.add_argument("--profile-repeats", type=int, default=15, help="LUT timed rounds")
     parser.add_argument("--search-trials", type=int, default=3)
     parser.add_argument("--budget", type=float, default=2.5e6, help="search MAC budget")
@@ -303,15 +309,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         clock=args.clock,
     )
-    table_path = args.out.with_name(args.out.stem + "_lut.json")
-    table.save(table_path)
     profile_seconds = time.perf_counter() - started
+    print(f"    calibrating on {args.calibration_networks} whole networks", flush=True)
+    calibrated = calibrate_latency(
+        table, networks=args.calibration_networks, rounds=args.rounds, seed=args.seed + 1
+    )
+    table_path = args.out.with_name(args.out.stem + "_lut.json")
+    calibrated.save(table_path)
+    calibration_seconds = time.perf_counter() - started - profile_seconds
     print(f"(b) {args.configs} random configurations, predicted vs measured", flush=True)
     prediction = bench_prediction(
-        table,
+        {"alone": table, "calibrated": calibrated},
         random_configs(args.configs, args.seed, resolution=RESOLUTION),
         warmup=2,
-        repeats=args.repeats,
+        rounds=args.rounds,
         clock=args.clock,
     )
     print("(c) one searched EENN on digits: early exiting on onnxruntime", flush=True)
@@ -338,6 +349,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "blocks": len(table.blocks),
             "method": dict(table.method),
             "seconds": profile_seconds,
+            "calibration": {k: v for k, v in calibrated.calibration.items() if k != "alone"},
+            "calibration_seconds": calibration_seconds,
         },
         "prediction": prediction,
         "searched": searched,
@@ -347,11 +360,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for backend, figures in prediction["summary"].items():
         print(
-            f"{backend}: MAPE {figures['mape_all_exits']:.1%} over {figures['exits_measured']} "
-            f"exits (median APE {figures['median_ape_all_exits']:.1%}); Kendall tau MACs vs "
-            f"latency, final exit {figures['kendall_tau_macs_vs_measured_final']:.3f}, "
-            f"predicted vs measured {figures['kendall_tau_predicted_vs_measured_final']:.3f}"
+            f"{backend}: {figures['exits_measured']} exits, measurement noise "
+            f"{figures['measurement_noise_mape']:.1%}; Kendall tau MACs vs latency, final exit "
+            f"{figures['kendall_tau_macs_vs_measured_final']:.3f}"
         )
+        for name in ("alone", "calibrated"):
+            table_figures = figures[name]
+            print(
+                f"  table {name}: MAPE {table_figures['mape_all_exits']:.1%} (median "
+                f"{table_figures['median_ape_all_exits']:.1%}), Kendall tau predicted vs "
+                f"measured, final exit "
+                f"{table_figures['kendall_tau_predicted_vs_measured_final']:.3f}"
+            )
     print(
         f"searched EENN: MAC ratio {searched['mac_ratio_peak_over_avg']:.2f}, onnx early-exit "
         f"speed-up {searched['onnx_early_exit_speedup']:.2f} "

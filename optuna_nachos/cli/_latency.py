@@ -43,8 +43,9 @@ def add_latency_parser(subparsers: argparse._SubParsersAction) -> None:
         help="measure every distinct block of the space and write the table as JSON",
         description="Measure every distinct block of the search space (stem, stage layers for "
         "every kernel, expand ratio and resolution, exit heads, final classifier) with torch "
-        "and onnxruntime at batch size 1 and a second batch size; record the method, the "
-        "device and the software versions.",
+        "and onnxruntime at batch size 1 and a second batch size, then calibrate the table on "
+        "whole random networks timed as deployed (blocks cost more inside a network than "
+        "alone); record the method, the device and the software versions.",
         formatter_class=HelpFormatter,
     )
     profile.add_argument("--out", required=True, help="JSON file to write, e.g. lut.json")
@@ -84,6 +85,18 @@ def add_latency_parser(subparsers: argparse._SubParsersAction) -> None:
         help="wall time, or the CPU time of the calling thread (a shared machine; with "
         "--threads 1)",
     )
+    profile.add_argument(
+        "--calibration-networks",
+        type=non_negative_int,
+        default=40,
+        help="random whole networks timed to calibrate the table (0: keep the blocks timed alone)",
+    )
+    profile.add_argument(
+        "--calibration-rounds",
+        type=positive_int,
+        default=10,
+        help="timed rounds over the calibration networks",
+    )
     profile.add_argument("--quiet", action="store_true", help="no progress on stderr")
     profile.set_defaults(handler=run_latency_profile_command)
 
@@ -118,6 +131,24 @@ def run_latency_profile_command(args: argparse.Namespace) -> int:
         clock=args.clock,
         progress=progress,
     )
+    summary: dict[str, object] = {"blocks": len(table.blocks)}
+    if args.calibration_networks:
+        from optuna_nachos.deploy import calibrate_latency
+
+        table = calibrate_latency(
+            table,
+            networks=args.calibration_networks,
+            rounds=args.calibration_rounds,
+            seed=args.seed,
+            progress=lambda line: None if args.quiet else print(line, file=sys.stderr),
+        )
+        summary["calibration_mape"] = {
+            backend: {
+                size: {k: round(fit[k], 4) for k in ("mape_alone", "mape_calibrated")}
+                for size, fit in sizes.items()
+            }
+            for backend, sizes in table.calibration["fit"].items()
+        }
     path = table.save(args.out)
-    print(json.dumps({"out": str(path), "blocks": len(table.blocks)}))
+    print(json.dumps({"out": str(path), **summary}))
     return 0

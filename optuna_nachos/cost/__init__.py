@@ -13,11 +13,16 @@ from optuna_nachos.cost._exits import exit_macs, exit_params, total_params
 from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params, module_macs
 from optuna_nachos.cost._latency import (
     BACKENDS,
+    CALL_TERM,
+    CLOCKS,
+    FIXED_TERM,
     BlockPath,
     LatencyTable,
     block_path,
+    exit_block_counts,
     exit_latency,
     profile_latency,
+    round_robin_times,
     space_blocks,
 )
 from optuna_nachos.cost._onnx import ONNX_OPSET, make_session, onnx_bytes, require_onnxruntime
@@ -31,7 +36,10 @@ from optuna_nachos.cost._summary import (
 
 __all__ = [
     "BACKENDS",
+    "CALL_TERM",
+    "CLOCKS",
     "CONVENTIONS",
+    "FIXED_TERM",
     "METHODS",
     "ONNX_OPSET",
     "BlockPath",
@@ -44,6 +52,7 @@ __all__ = [
     "cost_profile",
     "count_exit_macs",
     "count_exit_params",
+    "exit_block_counts",
     "exit_latency",
     "exit_macs",
     "exit_params",
@@ -55,6 +64,7 @@ __all__ = [
     "peak_macs",
     "profile_latency",
     "require_onnxruntime",
+    "round_robin_times",
     "space_blocks",
     "total_params",
 ]

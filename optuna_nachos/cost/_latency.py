@@ -164,6 +164,9 @@ class LatencyTable:
         device: The machine and the software versions.
         fixed: ``fixed[backend][batch_size]``: the fixed cost of one inference call in ms
             (allocating the outputs, gathering the predictions), paid once per batch.
+        calibration: Empty for a table of blocks timed alone; for a table fitted to whole
+            networks (:func:`~optuna_nachos.deploy.calibrate_latency`), the settings, the fit's
+            errors and the latencies measured alone.
     """
 
     blocks: Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -173,6 +176,7 @@ class LatencyTable:
     method: Mapping[str, Any] = field(default_factory=dict)
     device: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    calibration: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -224,6 +228,15 @@ class LatencyTable:
         self._check(backend, batch_size)
         return float(self.fixed.get(backend, {}).get(str(batch_size), 0.0))
 
+    def term_ms(self, term: str, *, backend: str, batch_size: int = 1) -> float:
+        """Latency of one term of :func:`exit_block_counts`: a block key, :data:`CALL_TERM`
+        or :data:`FIXED_TERM`, in ms."""
+        if term == CALL_TERM:
+            return self.call_ms(backend=backend, batch_size=batch_size)
+        if term == FIXED_TERM:
+            return self.fixed_ms(backend=backend, batch_size=batch_size)
+        return self.block_ms(term, backend=backend, batch_size=batch_size)
+
     def to_dict(self) -> dict[str, Any]:
         """The table as plain JSON values."""
         return {
@@ -237,6 +250,7 @@ class LatencyTable:
             "blocks_ms": {
                 k: {b: dict(v) for b, v in per.items()} for k, per in sorted(self.blocks.items())
             },
+            **({"calibration": dict(self.calibration)} if self.calibration else {}),
         }
 
     @classmethod
@@ -269,6 +283,7 @@ class LatencyTable:
                 b: {s: float(v) for s, v in per.items()}
                 for b, per in data.get("fixed_ms", {}).items()
             },
+            calibration=dict(data.get("calibration", {})),
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -298,6 +313,63 @@ class LatencyTable:
         return cls.from_dict(data)
 
 
+CALL_TERM = "call"
+"""Term of :func:`exit_block_counts` for one segment step (a bare call and the exit rule)."""
+
+FIXED_TERM = "fixed"
+"""Term of :func:`exit_block_counts` for the fixed work of one inference call."""
+
+
+def exit_block_counts(
+    config: EENNConfig,
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    convention: str = "nachos",
+) -> list[dict[str, int]]:
+    """What a batch leaving at each exit of ``config``'s network runs, as counts of table terms.
+
+    Exit ``j`` runs the backbone blocks up to it and its head, plus (``"nachos"``) the heads of
+    the earlier exits it passed; it pays :data:`CALL_TERM` once per segment of the deployed
+    chain it runs (``j + 1``) and :data:`FIXED_TERM` once. :func:`exit_latency` is the sum of
+    these counts times the table's latencies.
+
+    Returns:
+        One ``{term: count}`` per exit: early exits shallowest first, then the final exit.
+
+    Raises:
+        ValueError: On invalid counts, a custom exit head or an unknown convention.
+    """
+    check_convention(convention)
+    path = block_path(config, num_classes=num_classes, in_channels=in_channels)
+    backbone: dict[str, int] = {}
+    prefixes: list[dict[str, int]] = []
+    for keys in path.segments:
+        for key in keys:
+            backbone[key] = backbone.get(key, 0) + 1
+        prefixes.append(dict(backbone))
+    passed: dict[str, int] = {}
+    out: list[dict[str, int]] = []
+    for index, (position, head) in enumerate(zip(path.exit_positions, path.heads)):
+        out.append(_with_terms(prefixes[position], passed, head, calls=index + 1))
+        if convention == "nachos":
+            passed[head] = passed.get(head, 0) + 1
+    out.append(_with_terms(prefixes[-1], passed, path.final, calls=len(path.heads) + 1))
+    return out
+
+
+def _with_terms(
+    backbone: Mapping[str, int], passed: Mapping[str, int], last: str, *, calls: int
+) -> dict[str, int]:
+    counts = dict(backbone)
+    for key, count in passed.items():
+        counts[key] = counts.get(key, 0) + count
+    counts[last] = counts.get(last, 0) + 1
+    counts[CALL_TERM] = calls
+    counts[FIXED_TERM] = 1
+    return counts
+
+
 def exit_latency(
     config: EENNConfig,
     table: LatencyTable,
@@ -310,7 +382,8 @@ def exit_latency(
 
     The conventions are those of :func:`~optuna_nachos.cost.exit_macs`: exit ``j`` pays the
     backbone up to it and its head, plus (``"nachos"``) the heads of the earlier exits it
-    passed; it also pays one call per segment of the deployed chain that it runs (``j + 1``).
+    passed; it also pays one call per segment of the deployed chain that it runs (``j + 1``)
+    and, once, the fixed work of an inference call (see :func:`exit_block_counts`).
 
     Args:
         config: The network.
@@ -327,30 +400,19 @@ def exit_latency(
         KeyError: If a block of the network is missing from the table.
         ValueError: On an unknown back end, batch size or convention.
     """
-    check_convention(convention)
     if not isinstance(table, LatencyTable):
         raise TypeError(f"table must be a LatencyTable, got {type(table).__name__}.")
-    path = block_path(config, num_classes=table.num_classes, in_channels=table.in_channels)
-    call = table.call_ms(backend=backend, batch_size=batch_size)
-    fixed = table.fixed_ms(backend=backend, batch_size=batch_size)
+    counts = exit_block_counts(
+        config,
+        num_classes=table.num_classes,
+        in_channels=table.in_channels,
+        convention=convention,
+    )
 
-    def ms(key: str) -> float:
-        return table.block_ms(key, backend=backend, batch_size=batch_size)
+    def ms(term: str) -> float:
+        return table.term_ms(term, backend=backend, batch_size=batch_size)
 
-    cumulative: list[float] = []
-    total = 0.0
-    for keys in path.segments:
-        total += sum(ms(k) for k in keys)
-        cumulative.append(total)
-    out: list[float] = []
-    passed = 0.0
-    for index, (position, key) in enumerate(zip(path.exit_positions, path.heads)):
-        head = ms(key)
-        out.append(cumulative[position] + head + passed + (index + 1) * call + fixed)
-        if convention == "nachos":
-            passed += head
-    out.append(cumulative[-1] + ms(path.final) + passed + (len(path.heads) + 1) * call + fixed)
-    return out
+    return [sum(count * ms(term) for term, count in exit_counts.items()) for exit_counts in counts]
 
 
 # --------------------------------------------------------------------------- profiling
@@ -451,21 +513,37 @@ def _clock(name: str) -> Callable[[], int]:
         raise ValueError(f"unknown clock {name!r}; expected one of {tuple(CLOCKS)}.") from None
 
 
-def _round_robin_ms(
+def round_robin_times(
     runs: Sequence[Callable[[], Any]], *, warmup: int, repeats: int, clock: str = "wall"
-) -> list[float]:
-    """Median time in ms of each of ``runs``, timed in rounds that call each run once."""
+) -> list[list[float]]:
+    """Time each of ``runs`` in rounds that call every run once, in ms.
+
+    ``warmup`` untimed rounds come first. Interleaving keeps a run from running hot from its
+    own previous call, and spreads a slow spell of a shared machine over all runs instead of
+    charging it to whichever run was being timed.
+
+    Returns:
+        ``times[i][r]``: the time of run ``i`` in timed round ``r``.
+    """
     now = _clock(clock)
     for _ in range(warmup):
         for run in runs:
             run()
-    times: list[list[int]] = [[] for _ in runs]
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
         for run, own in zip(runs, times):
             start = now()
             run()
-            own.append(now() - start)
-    return [statistics.median(own) / 1e6 for own in times]
+            own.append((now() - start) / 1e6)
+    return times
+
+
+def _round_robin_ms(
+    runs: Sequence[Callable[[], Any]], *, warmup: int, repeats: int, clock: str = "wall"
+) -> list[float]:
+    """Median time in ms of each of ``runs``, timed in rounds that call each run once."""
+    times = round_robin_times(runs, warmup=warmup, repeats=repeats, clock=clock)
+    return [statistics.median(own) for own in times]
 
 
 def _torch_step(identity: nn.Module, x: torch.Tensor, out: torch.Tensor) -> bool:

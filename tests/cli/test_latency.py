@@ -38,6 +38,10 @@ def lut(tmp_path_factory):
             "0",
             "--repeats",
             "2",
+            "--calibration-networks",
+            "3",
+            "--calibration-rounds",
+            "1",
             "--quiet",
         ]
     )
@@ -45,12 +49,25 @@ def lut(tmp_path_factory):
     return path
 
 
-def test_profile_writes_a_table(lut):
+def test_profile_writes_a_calibrated_table(lut, capsys):
     table = LatencyTable.load(lut)
     assert table.in_channels == 1 and table.num_classes == 10
     assert table.backends == ("torch",) and table.batch_sizes == (1,)
     assert len(table.blocks) > 90  # every block of the default space at 32x32
     assert table.method["resolutions"] == [32]
+    assert table.calibration["networks"] == 3 and table.calibration["rounds"] == 1
+    assert set(table.calibration["fit"]) == {"torch"}
+    assert set(table.calibration["alone"]["blocks_ms"]) == set(table.blocks)
+
+
+def test_profile_without_calibration_keeps_the_blocks_timed_alone(tmp_path, capsys):
+    path = tmp_path / "alone.json"
+    args = ["latency", "profile", "--out", str(path), "--backends", "torch", "--batch-sizes", "1"]
+    options = ["--resolutions", "16", "--warmup", "0", "--repeats", "1"]
+    assert main([*args, *options, "--calibration-networks", "0", "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["out"] == str(path) and "calibration_mape" not in printed
+    assert LatencyTable.load(path).calibration == {}
 
 
 def test_latency_options_are_checked(tmp_path, lut, capsys):
