@@ -99,6 +99,83 @@ def _per_run(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _interval(cell: dict[str, Any] | None) -> str:
+    """``mean [low, high] (n=N)`` of a hypervolume across seeds; ``-`` when no run got there."""
+    if cell is None:
+        return "-"
+    return f"{cell['mean']:.4f} [{cell['low']:.4f}, {cell['high']:.4f}] (n={cell['n']})"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _hypervolume_at(record: dict[str, Any]) -> list[str]:
+    """Mean hypervolume after each checkpoint with its confidence interval, per experiment
+    with at least one run that got that far; nothing for records older than the figures."""
+    statistics = record.get("statistics") or {}
+    checkpoints = [str(k) for k in statistics.get("checkpoints", [])]
+    rows = [
+        e
+        for e in record["experiments"]
+        if any((e["summary"].get("hypervolume_at") or {}).get(k) for k in checkpoints)
+    ]
+    if not rows:
+        return []
+    level = f"{100 * statistics['confidence']:g}%"
+    lines = [
+        f"Hypervolume of the admissible front after the first k completed trials: mean over "
+        f"seeds [{level} t confidence interval] (n = seeds that got that far; one seed gives "
+        "no interval, only its value).",
+        "",
+        "| variant | " + " | ".join(f"k = {k}" for k in checkpoints) + " |",
+        "|---|" + "---|" * len(checkpoints),
+    ]
+    for experiment in rows:
+        cells = experiment["summary"]["hypervolume_at"]
+        lines.append(
+            f"| {experiment['label']} | "
+            + " | ".join(_interval(cells.get(k)) for k in checkpoints)
+            + " |"
+        )
+    return ["", *lines]
+
+
+def _comparisons(record: dict[str, Any]) -> list[str]:
+    """The paired comparisons with the suite's baseline, one row per experiment and
+    checkpoint; nothing without a baseline."""
+    statistics = record.get("statistics") or {}
+    rows = statistics.get("comparisons") or []
+    if not rows:
+        return []
+    names = {e["name"]: e["label"] for e in record["experiments"]}
+    baseline = names.get(statistics["baseline"], statistics["baseline"])
+    level = f"{100 * statistics['confidence']:g}%"
+    lines = [
+        f"Paired by seed: {baseline} minus each variant, hypervolume after the first k "
+        f"completed trials (positive: {baseline} is better). Two-sided p-values of the paired "
+        "t-test and the Wilcoxon signed-rank test; '-' where a test is undefined (one seed, or "
+        "differences that are all equal or all zero). With fewer than 6 seeds the Wilcoxon "
+        "p-value cannot fall below 0.05.",
+        "",
+        f"| variant | k | mean difference [{level} CI] | t-test p | Wilcoxon p | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['label']} | {row['checkpoint']} | {row['mean_difference']:+.4f} "
+            f"[{row['low']:+.4f}, {row['high']:+.4f}] | {_p(row['t_test_p'])} "
+            f"| {_p(row['wilcoxon_p'])} | {row['n']} |"
+        )
+    return ["", *lines]
+
+
+def _across_seeds(record: dict[str, Any]) -> list[str]:
+    """The section of the hypervolume statistics across seeds, when the record has any."""
+    body = _hypervolume_at(record) + _comparisons(record)
+    return ["## Hypervolume across seeds", *body, ""] if body else []
+
+
 def _efficiency(record: dict[str, Any]) -> list[str]:
     efficiency = record["efficiency"]
     lines = [
@@ -214,6 +291,7 @@ def results_markdown(record: dict[str, Any]) -> str:
         lines += ["What differs from the reference set-up:", ""]
         lines += [f"- {d}" for d in suite["differences"]]
         lines.append("")
+    lines += _across_seeds(record)
     lines += ["## Every run", "", *_per_run(record), "", "## Efficiency", "", *_efficiency(record)]
     figures = record.get("figures") or {}
     pngs = {k: v for k, v in figures.items() if v.endswith(".png")}

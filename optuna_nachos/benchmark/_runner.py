@@ -125,6 +125,16 @@ def admissible_under(trial: optuna.trial.FrozenTrial, suite: Suite) -> bool:
 
     Judged on the selection (validation) figures, as the search itself judges.
     """
+    return admissible_within(
+        trial, min_accuracy=suite.min_accuracy, max_avg_macs=suite.max_avg_macs
+    )
+
+
+def admissible_within(
+    trial: optuna.trial.FrozenTrial, *, min_accuracy: float, max_avg_macs: float
+) -> bool:
+    """Whether a finished, trained trial meets a budget and a floor (and its own static
+    constraints): the rule of :func:`admissible_under` for any budget and floor."""
     if trial.values is None or EXIT_RATIOS_ATTR not in trial.user_attrs:
         return False
     accuracy, avg_macs = selection_values(trial)
@@ -133,9 +143,7 @@ def admissible_under(trial: optuna.trial.FrozenTrial, suite: Suite) -> bool:
         for name, value in (trial.constraints or {}).items()
         if name not in ("max_avg_macs", "min_accuracy")
     )
-    return (
-        static_ok and accuracy >= suite.min_accuracy and avg_macs <= suite.max_avg_macs * (1 + 1e-9)
-    )
+    return static_ok and accuracy >= min_accuracy and avg_macs <= max_avg_macs * (1 + 1e-9)
 
 
 def accuracy_order(trial: optuna.trial.FrozenTrial) -> tuple[float, float, int]:

@@ -107,6 +107,10 @@ class Suite:
         keep_networks: Which trained networks keep their weights in the output folder once
             the results are summarized (see :data:`KEEP_NETWORKS`); the studies keep every
             trial's record, configuration and metrics either way.
+        hypervolume_checkpoints: Numbers of completed trials after which the summary reports
+            every run's hypervolume (``()``: the default of :attr:`checkpoints`).
+        compare_against: The experiment the others are compared with, seed by seed, at each
+            checkpoint (``None``: no paired comparisons).
         path: The file it was read from.
     """
 
@@ -127,7 +131,18 @@ class Suite:
     differences: tuple[str, ...] = ()
     efficiency: Mapping[str, Any] = field(default_factory=dict)
     keep_networks: str = "all"
+    hypervolume_checkpoints: tuple[int, ...] = ()
+    compare_against: str | None = None
     path: Path | None = None
+
+    @property
+    def checkpoints(self) -> tuple[int, ...]:
+        """The numbers of completed trials at which hypervolumes are compared: the
+        ``hypervolume_checkpoints`` given, else the distinct ``n_trials`` of the search
+        experiments, so that any two searches can be compared at equal budgets."""
+        if self.hypervolume_checkpoints:
+            return self.hypervolume_checkpoints
+        return tuple(sorted({e.n_trials for e in self.experiments if e.kind == "search"}))
 
     @property
     def main_experiment(self) -> str:
@@ -214,6 +229,22 @@ def _experiment(raw: Mapping[str, Any], index: int) -> Experiment:
     except (TypeError, ValueError) as error:
         raise SuiteError(f"{where}: invalid train settings: {error}") from None
     return experiment
+
+
+def _checkpoints(raw: Any, path: Path) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise SuiteError(
+            f"{path}: hypervolume_checkpoints must be a non-empty list of trial counts, "
+            f"e.g. [20, 60, 180]; got {raw!r}."
+        )
+    if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in raw):
+        raise SuiteError(
+            f"{path}: hypervolume_checkpoints must hold whole numbers of trials of at least 1, "
+            f"got {raw!r}."
+        )
+    if len(set(raw)) != len(raw):
+        raise SuiteError(f"{path}: hypervolume_checkpoints lists a count twice: {raw!r}.")
+    return tuple(sorted(raw))
 
 
 def _apply_variant(raw: dict[str, Any], variant: str, path: Path) -> dict[str, Any]:
@@ -303,6 +334,14 @@ def load_suite(
             f"{path}: keep_networks must be one of {', '.join(KEEP_NETWORKS)}, "
             f"got {raw['keep_networks']!r}."
         )
+    baseline = raw.get("compare_against")
+    if baseline is not None and baseline not in names:
+        raise SuiteError(
+            f"{path}: compare_against names {baseline!r}, which is not an experiment of the "
+            f"suite; give one of {', '.join(names)}."
+        )
+    if "hypervolume_checkpoints" in raw:
+        raw["hypervolume_checkpoints"] = _checkpoints(raw["hypervolume_checkpoints"], path)
     return Suite(
         name="+".join([path.stem, *variants]),
         experiments=parsed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -27,6 +28,11 @@ from optuna_nachos.benchmark._runner import (
     storage_url,
     study_name,
 )
+from optuna_nachos.benchmark._statistics import (
+    hypervolume_at,
+    mean_confidence_interval,
+    paired_comparison,
+)
 from optuna_nachos.benchmark._suite import Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_macs
@@ -51,6 +57,8 @@ SCHEMA = "optuna-nachos-benchmark/1"
 RESULTS_FILE = "results.json"
 MARKDOWN_FILE = "results.md"
 FIGURES_DIR = "figures"
+CONFIDENCE = 0.95
+"""Confidence level of the intervals across seeds and of the paired comparisons."""
 
 
 def _load(suite: Suite, experiment: Experiment, seed: int, out_dir: Path) -> optuna.Study | None:
@@ -131,6 +139,15 @@ def _run_summary(
         "hypervolume": hypervolume(
             admissible, min_accuracy=suite.min_accuracy, max_avg_macs=suite.max_avg_macs
         ),
+        "hypervolume_at": {
+            str(k): value
+            for k, value in hypervolume_at(
+                complete,
+                suite.checkpoints,
+                min_accuracy=suite.min_accuracy,
+                max_avg_macs=suite.max_avg_macs,
+            ).items()
+        },
         "best": None if best is None else _trial_row(best, suite, settings),
         "overhead_median": _median([trial_overhead(t) for t in trained]),
         "train_seconds_median": _median([t.user_attrs.get(TRAIN_SECONDS_ATTR) for t in trained]),
@@ -155,7 +172,27 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _experiment_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _hypervolume_intervals(
+    runs: list[dict[str, Any]], checkpoints: tuple[int, ...]
+) -> dict[str, dict[str, Any] | None]:
+    """Per checkpoint, the mean hypervolume over the runs that got that far and its
+    confidence interval (``None``: no run did)."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for k in map(str, checkpoints):
+        values = [
+            r["hypervolume_at"][k] for r in runs if r.get("hypervolume_at", {}).get(k) is not None
+        ]
+        out[k] = (
+            dataclasses.asdict(mean_confidence_interval(values, confidence=CONFIDENCE))
+            if values
+            else None
+        )
+    return out
+
+
+def _experiment_summary(
+    runs: list[dict[str, Any]], checkpoints: tuple[int, ...] = ()
+) -> dict[str, Any]:
     best = [r["best"] for r in runs if r["best"] is not None and r["best"]["admissible"]]
     # Chosen on validation (the run's most accurate admissible trial), reported on test.
     accuracy = _mean_sd([b["accuracy"] for b in best])
@@ -185,9 +222,51 @@ def _experiment_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "test_avg_macs_reference_convention_mean": reference_macs[0],
         "test_avg_macs_reference_convention_sd": reference_macs[1],
         "hypervolume_mean": _mean_sd([r["hypervolume"] for r in runs])[0],
+        "hypervolume_at": _hypervolume_intervals(runs, checkpoints),
         "trained": sum(r["trained"] for r in runs),
         "trials": sum(r["trials"] for r in runs),
     }
+
+
+def _comparisons(
+    suite: Suite, runs_by_experiment: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The baseline (``compare_against``) minus every other experiment, seed by seed, at each
+    checkpoint both reached, over the seeds both ran."""
+    if suite.compare_against is None:
+        return []
+    baseline = {r["seed"]: r for r in runs_by_experiment.get(suite.compare_against, [])}
+    rows = []
+    for experiment in suite.experiments:
+        if experiment.name == suite.compare_against:
+            continue
+        other = {r["seed"]: r for r in runs_by_experiment.get(experiment.name, [])}
+        seeds = [seed for seed in suite.seeds if seed in baseline and seed in other]
+        for k in map(str, suite.checkpoints):
+            paired = [
+                (
+                    seed,
+                    baseline[seed]["hypervolume_at"].get(k),
+                    other[seed]["hypervolume_at"].get(k),
+                )
+                for seed in seeds
+            ]
+            paired = [(seed, a, b) for seed, a, b in paired if a is not None and b is not None]
+            if not paired:
+                continue
+            comparison = paired_comparison(
+                [a for _, a, _ in paired], [b for _, _, b in paired], confidence=CONFIDENCE
+            )
+            rows.append(
+                {
+                    "experiment": experiment.name,
+                    "label": experiment.label,
+                    "checkpoint": int(k),
+                    "seeds": [seed for seed, _, _ in paired],
+                    **dataclasses.asdict(comparison),
+                }
+            )
+    return rows
 
 
 def _efficiency(
@@ -331,11 +410,17 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
                 "part": e.part,
                 "note": e.note,
                 "reference": e.reference,
-                "summary": _experiment_summary(runs_by_experiment[e.name]),
+                "summary": _experiment_summary(runs_by_experiment[e.name], suite.checkpoints),
                 "runs": runs_by_experiment[e.name],
             }
             for e in suite.experiments
         ],
+        "statistics": {
+            "confidence": CONFIDENCE,
+            "checkpoints": list(suite.checkpoints),
+            "baseline": suite.compare_against,
+            "comparisons": _comparisons(suite, runs_by_experiment),
+        },
         "efficiency": _efficiency(suite, out_dir, runs_by_experiment, studies),
         "figures": _figures(suite, out_dir, studies) if figures else {},
     }
@@ -412,4 +497,6 @@ def _suite_record(suite: Suite) -> dict[str, Any]:
         "reference": dict(suite.reference),
         "differences": list(suite.differences),
         "keep_networks": suite.keep_networks,
+        "hypervolume_checkpoints": list(suite.hypervolume_checkpoints) or None,
+        "compare_against": suite.compare_against,
     }

@@ -145,6 +145,10 @@ def test_summary_records_and_checks(tiny_runs):
     by_name = {e["name"]: e for e in record["experiments"]}
     run = by_name["search"]["runs"][0]
     assert run["trials"] == 3
+    # The default checkpoint is the search's budget: its last value is the run's hypervolume.
+    assert run["hypervolume_at"] == {"3": pytest.approx(run["hypervolume"])}
+    assert record["statistics"]["checkpoints"] == [3]
+    assert record["statistics"]["comparisons"] == []  # the suite names no baseline
     for row in run["front"]:
         assert row["admissible"]
         assert row["accuracy"] >= suite.min_accuracy and row["avg_macs"] <= suite.max_avg_macs
@@ -158,6 +162,7 @@ def test_summary_records_and_checks(tiny_runs):
             assert row["mac_ratio"] == pytest.approx(row["full_macs"] / row["avg_macs"])
     markdown = (first / "results.md").read_text()
     assert "72.65 / 2.43" in markdown and "digits instead of CIFAR-10" in markdown
+    assert "## Hypervolume across seeds" in markdown and "| variant | k = 3 |" in markdown
     for name in record["figures"].values():
         assert (first / name).is_file()
 

@@ -129,3 +129,45 @@ def test_keep_networks(tmp_path: Path) -> None:
     assert best.keep_networks == "best"
     with pytest.raises(SuiteError, match="keep_networks must be one of all, best, timed"):
         load_suite(_write(tmp_path, 'keep_networks = "some"\n' + MINIMAL))
+
+
+def test_default_checkpoints_are_the_search_budgets(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        '\n[[experiment]]\nname = "short"\nkind = "search"\npart = "one"\nn_trials = 2\n'
+        '\n[[experiment]]\nname = "again"\nkind = "retrain"\npart = "two"\nsource = "search"\n'
+    )
+    suite = load_suite(_write(tmp_path, text))
+    assert suite.hypervolume_checkpoints == () and suite.checkpoints == (2, 3)
+    assert suite.compare_against is None
+
+
+def test_checkpoints_and_baseline_from_the_file(tmp_path: Path) -> None:
+    text = 'hypervolume_checkpoints = [3, 1]\ncompare_against = "search"\n' + MINIMAL
+    suite = load_suite(_write(tmp_path, text))
+    assert suite.checkpoints == (1, 3) and suite.compare_against == "search"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("hypervolume_checkpoints = []", "non-empty list"),
+        ("hypervolume_checkpoints = 20", "non-empty list"),
+        ("hypervolume_checkpoints = [0, 3]", "at least 1"),
+        ("hypervolume_checkpoints = [2.5]", "whole numbers"),
+        ("hypervolume_checkpoints = [true]", "whole numbers"),
+        ("hypervolume_checkpoints = [3, 3]", "twice"),
+        ('compare_against = "nachos"', "compare_against names 'nachos'.*give one of search"),
+    ],
+)
+def test_bad_statistics_keys_are_explained(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_write(tmp_path, line + "\n" + MINIMAL))
+
+
+def test_shipped_suites_compare_with_nachos() -> None:
+    cpu = load_suite("cpu", suites_dir=SUITES)
+    assert cpu.compare_against == "nachos" and cpu.checkpoints == (16, 20)
+    paper = load_suite("paper", suites_dir=SUITES)
+    assert paper.compare_against == "nachos" and paper.checkpoints == (20, 60, 100, 180)
+    reduced = load_suite("paper", suites_dir=SUITES, variants=["reduced"])
+    assert reduced.checkpoints == (2, 4)
