@@ -16,8 +16,8 @@ def check_results(out_dir: str | Path, *, main_experiment: str | None = None) ->
 
     Checks that ``results.json`` has the expected schema and keys, that every experiment ran
     for every seed, that the main experiment (the suite's efficiency experiment by default)
-    has a non-empty admissible front, that the figures it lists exist, and that
-    ``results.md`` was written.
+    has a non-empty admissible front, that the figures it lists exist, that the suite's
+    supernet (if it has one) finished training, and that ``results.md`` was written.
     """
     out_dir = Path(out_dir)
     path = out_dir / RESULTS_FILE
@@ -32,6 +32,12 @@ def check_results(out_dir: str | Path, *, main_experiment: str | None = None) ->
         return problems
     if record["schema"] != SCHEMA:
         problems.append(f"schema is {record['schema']!r}, expected {SCHEMA!r}")
+    supernet = record.get("supernet")
+    if supernet and not supernet["complete"]:
+        problems.append(
+            f"the supernet trained {supernet['epochs_done']} of {supernet['epochs_planned']} "
+            "epochs: run --part supernet again"
+        )
     seeds = record["suite"]["seeds"]
     for experiment in record["experiments"]:
         ran = [run["seed"] for run in experiment["runs"]]

@@ -257,6 +257,32 @@ def _stored(record: dict[str, Any]) -> list[str]:
     ]
 
 
+def _supernet(record: dict[str, Any]) -> list[str]:
+    """The suite's supernet: how far it trained and its validation accuracies per epoch."""
+    supernet = record.get("supernet")
+    if not supernet:
+        return []
+    digest = supernet["weights_sha256"]
+    lines = [
+        "## Supernet",
+        "",
+        "Every candidate inherited its weights from the supernet the suite trained (part "
+        f"`supernet`, folder `{supernet['folder']}/`): {supernet['epochs_done']} of "
+        f"{supernet['epochs_planned']} epochs"
+        + ("" if supernet["complete"] else " (unfinished)")
+        + f", {supernet['train_seconds']:.0f} s of training"
+        + (f", weights SHA-256 `{digest[:16]}…`" if digest else "")
+        + ". Validation accuracy (%) of the largest and smallest subnets, final exit:",
+        "",
+        "| epoch | largest | smallest |",
+        "|---|---|---|",
+    ]
+    for row in supernet["val_accuracy"]:
+        largest, smallest = row["largest"]["final_accuracy"], row["smallest"]["final_accuracy"]
+        lines.append(f"| {row['epoch']} | {largest * 100:.2f} | {smallest * 100:.2f} |")
+    return [*lines, ""]
+
+
 def results_markdown(record: dict[str, Any]) -> str:
     """The Markdown summary of a suite's result record (``results.json``)."""
     suite = record["suite"]
@@ -292,6 +318,7 @@ def results_markdown(record: dict[str, Any]) -> str:
         lines += [f"- {d}" for d in suite["differences"]]
         lines.append("")
     lines += _across_seeds(record)
+    lines += _supernet(record)
     lines += ["## Every run", "", *_per_run(record), "", "## Efficiency", "", *_efficiency(record)]
     figures = record.get("figures") or {}
     pngs = {k: v for k, v in figures.items() if v.endswith(".png")}

@@ -14,10 +14,10 @@ import optuna
 import torch
 
 from optuna_nachos._logging import get_logger
-from optuna_nachos.benchmark._suite import Experiment, Suite, SuiteError
+from optuna_nachos.benchmark._suite import SUPERNET_PART, Experiment, Suite, SuiteError
 from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import exit_macs
-from optuna_nachos.data import load_dataset
+from optuna_nachos.data import DatasetSplits, load_dataset
 from optuna_nachos.objective import NachosObjective
 from optuna_nachos.record import (
     CONFIG_ATTR,
@@ -31,6 +31,7 @@ from optuna_nachos.study import (
     selection_values,
     storage_lock_path,
 )
+from optuna_nachos.supernet import WEIGHTS_FILE, SupernetError, read_metadata, train_supernet
 from optuna_nachos.train import TrainConfig
 
 _logger = get_logger(__name__)
@@ -39,8 +40,74 @@ TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 ARTIFACTS_DIR = "artifacts"
 PARTS_FILE = "parts.json"
+SUPERNET_DIR = "supernet"
+"""Folder of the suite's supernet in the output folder."""
+DATA_SEED = 0
+"""Seed of the validation split of every suite."""
 UNCONSTRAINED_BUDGET = 1e15
 """Budget given to training and calibration of unconstrained variants (no effect)."""
+
+
+def suite_data(suite: Suite, *, resolution: int | None = None) -> DatasetSplits:
+    """The data every experiment of a suite (and its supernet) trains and is scored on."""
+    return load_dataset(
+        suite.dataset,
+        resolution=suite.resolution if resolution is None else resolution,
+        seed=DATA_SEED,
+        train_subset=suite.train_subset,
+    )
+
+
+def supernet_metadata(out_dir: Path) -> dict[str, Any] | None:
+    """The metadata of the suite's supernet in ``out_dir``; ``None`` before its first epoch."""
+    try:
+        return read_metadata(Path(out_dir) / SUPERNET_DIR)
+    except SupernetError:
+        return None
+
+
+def supernet_complete(out_dir: Path) -> bool:
+    """Whether the suite's supernet in ``out_dir`` finished training (its weights written)."""
+    metadata = supernet_metadata(out_dir)
+    return (
+        metadata is not None
+        and bool(metadata.get("complete"))
+        and (Path(out_dir) / SUPERNET_DIR / WEIGHTS_FILE).is_file()
+    )
+
+
+def _no_supernet(suite: Suite) -> SuiteError:
+    return SuiteError(
+        f"suite {suite.name!r} has no [supernet] table, so it has no part {SUPERNET_PART!r}; "
+        "add a [supernet] table to train one."
+    )
+
+
+def train_suite_supernet(suite: Suite, out_dir: Path, *, timeout: float | None = None) -> bool:
+    """Train (or resume) the suite's supernet into ``<out_dir>/supernet``; return whether it
+    is complete. With ``timeout``, training stops after the epoch during which the time ran
+    out (its checkpoint written)."""
+    settings = suite.supernet_settings()
+    if settings is None:
+        raise _no_supernet(suite)
+    metadata = supernet_metadata(out_dir) or {}
+    same = (
+        metadata.get("settings") == settings.to_dict()
+        and metadata.get("train_subset") == suite.train_subset
+        and metadata.get("resolution") == suite.resolution
+    )
+    if same and supernet_complete(out_dir):
+        _logger.info("The supernet in %s is already trained.", out_dir / SUPERNET_DIR)
+        return True
+    supernet = train_supernet(
+        suite_data(suite),
+        out_dir / SUPERNET_DIR,
+        settings=settings,
+        resume=True,
+        time_limit=timeout,
+        metadata={"data_seed": DATA_SEED, "train_subset": suite.train_subset},
+    )
+    return bool(supernet.metadata["complete"])
 
 
 def storage_url(out_dir: Path, part: str) -> str:
@@ -68,18 +135,27 @@ def experiment_train_config(suite: Suite, experiment: Experiment, seed: int) -> 
     return TrainConfig(**{**suite.train, **experiment.train, **fixed})
 
 
-def _objective(
-    suite: Suite, experiment: Experiment, seed: int, artifact_dir: Path
-) -> NachosObjective:
-    artifact_dir.mkdir(parents=True, exist_ok=True)
+def _supernet_folder(suite: Suite, out_dir: Path) -> Path | None:
+    if not suite.supernet:
+        return None
+    if not supernet_complete(out_dir):
+        raise SuiteError(
+            f"suite {suite.name!r} trains its candidates on a supernet, and "
+            f"{out_dir / SUPERNET_DIR} holds no finished one: run --part {SUPERNET_PART} first."
+        )
+    return out_dir / SUPERNET_DIR
+
+
+def _objective(suite: Suite, experiment: Experiment, seed: int, out_dir: Path) -> NachosObjective:
     space = experiment_space(suite, experiment)
     if len(space.resolutions) != 1:
         raise SuiteError(
             f"experiment {experiment.name!r}: give one input resolution, got {space.resolutions}."
         )
-    data = load_dataset(
-        suite.dataset, resolution=space.resolutions[0], seed=0, train_subset=suite.train_subset
-    )
+    supernet = _supernet_folder(suite, out_dir)
+    artifact_dir = out_dir / ARTIFACTS_DIR
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    data = suite_data(suite, resolution=space.resolutions[0])
     return NachosObjective(
         dataset=data,
         space=space,
@@ -88,6 +164,8 @@ def _objective(
         train_config=experiment_train_config(suite, experiment, seed),
         calibration=experiment.calibration,
         artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifact_dir)),
+        data_seed=DATA_SEED,
+        supernet=supernet,
     )
 
 
@@ -103,12 +181,16 @@ def _study(
         options = {**objective.sampler_options(), **options}
     sampler_name = experiment.sampler if experiment.kind == "search" else "random"
     sampler = create_sampler(sampler_name, space=objective.space, seed=seed, **options)
+    settings = objective.settings()
+    if settings.get("supernet") is not None:
+        # Relative to the output folder, which can then move without changing the settings.
+        settings["supernet"] = {**settings["supernet"], "path": SUPERNET_DIR}
     return create_study(
         storage=storage,
         study_name=study_name(experiment, seed),
         sampler=sampler,
         settings={
-            **objective.settings(),
+            **settings,
             "suite": suite.name,
             "experiment": experiment.name,
             "kind": experiment.kind,
@@ -252,7 +334,7 @@ def run_experiment(
     calls them.
     """
     storage = storage_url(out_dir, experiment.part)
-    objective = _objective(suite, experiment, seed, out_dir / ARTIFACTS_DIR)
+    objective = _objective(suite, experiment, seed, out_dir)
     study = _study(suite, experiment, seed, objective, storage)
     if experiment.kind == "search":
         n_trials = experiment.n_trials
@@ -308,14 +390,17 @@ def run_parts(
 
     Every experiment stores its trials in ``<out_dir>/<part>.db``, so an interrupted part
     resumes where it stopped: searches run up to their total number of trials, planned
-    trainings that already finished are not repeated.
+    trainings that already finished are not repeated. A suite with a ``[supernet]`` table
+    trains its supernet first (part ``supernet``, into ``<out_dir>/supernet``, resumed from
+    its last epoch's checkpoint); its experiments need it finished.
 
     Args:
         suite: The suite.
         out_dir: Folder of the studies, trained networks and results.
         parts: The parts to run (all by default), in the suite's order.
         timeout: Seconds after which each part stops starting new trials (it resumes on the
-            next call).
+            next call); the ``supernet`` part stops after the epoch during which the time ran
+            out.
         callbacks: Called with the study and the frozen trial after each trial of every
             experiment (a progress line, for example). Each experiment and each finished part
             is logged at the INFO level as it starts and ends.
@@ -326,6 +411,8 @@ def run_parts(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = list(suite.parts if parts is None else parts)
+    if SUPERNET_PART in chosen and not suite.supernet:
+        raise _no_supernet(suite)
     unknown = sorted(set(chosen) - set(suite.parts))
     if unknown:
         raise SuiteError(
@@ -335,20 +422,15 @@ def run_parts(
     torch.set_num_threads(suite.threads)
     status = {}
     for part in [p for p in suite.parts if p in chosen]:
+        if part != SUPERNET_PART and status.get(SUPERNET_PART) is False:
+            _logger.info("Part %s waits for the supernet (run again to resume).", part)
+            continue
         started = time.perf_counter()
-        deadline = None if timeout is None else started + timeout
-        complete = True
-        for experiment in (e for e in suite.experiments if e.part == part):
-            for seed in suite.seeds:
-                left = None if deadline is None else deadline - time.perf_counter()
-                if left is not None and left <= 0:
-                    complete = False
-                    break
-                _logger.info("Part %s: %s", part, study_name(experiment, seed))
-                study = run_experiment(
-                    suite, experiment, seed, out_dir, timeout=left, callbacks=callbacks
-                )
-                complete &= part_finished(study, experiment)
+        if part == SUPERNET_PART:
+            _logger.info("Part %s: training the supernet", part)
+            complete = train_suite_supernet(suite, out_dir, timeout=timeout)
+        else:
+            complete = _run_part(suite, part, out_dir, timeout=timeout, callbacks=callbacks)
         seconds = time.perf_counter() - started
         _record_part(out_dir, part, seconds, complete)
         _logger.info(
@@ -359,6 +441,29 @@ def run_parts(
         )
         status[part] = complete
     return status
+
+
+def _run_part(
+    suite: Suite,
+    part: str,
+    out_dir: Path,
+    *,
+    timeout: float | None,
+    callbacks: Sequence[TrialCallback],
+) -> bool:
+    deadline = None if timeout is None else time.perf_counter() + timeout
+    complete = True
+    for experiment in (e for e in suite.experiments if e.part == part):
+        for seed in suite.seeds:
+            left = None if deadline is None else deadline - time.perf_counter()
+            if left is not None and left <= 0:
+                return False
+            _logger.info("Part %s: %s", part, study_name(experiment, seed))
+            study = run_experiment(
+                suite, experiment, seed, out_dir, timeout=left, callbacks=callbacks
+            )
+            complete &= part_finished(study, experiment)
+    return complete
 
 
 def part_finished(study: optuna.Study, experiment: Experiment) -> bool:

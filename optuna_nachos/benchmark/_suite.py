@@ -15,6 +15,7 @@ else:  # the same parser, from the registry (a dependency on Python 3.10 only)
 
 from optuna_nachos._errors import UserError
 from optuna_nachos.study import SAMPLER_NAMES
+from optuna_nachos.supernet import SupernetSettings
 from optuna_nachos.train import TrainConfig
 
 EXPERIMENT_KINDS = ("search", "retrain", "single_exit", "fixed")
@@ -26,6 +27,12 @@ KEEP_NETWORKS = ("all", "best", "timed")
 """What a suite keeps of the trained networks' weights (about 10 MB each) after the summary:
 every one; the best network of every run (the rows of the per-run table); or only the network
 timed for the efficiency table."""
+
+SUPERNET_PART = "supernet"
+"""The reserved part that trains a suite's supernet (suites with a ``[supernet]`` table)."""
+
+_SUITE_SET_SUPERNET_KEYS = ("device", "progress")
+"""Supernet settings the suite sets itself (its ``device``; no progress bars)."""
 
 DEFAULT_SUITES_DIR = Path(__file__).resolve().parent / "suites"
 """The suites shipped with the package (``smoke``, ``cpu``, ``paper``): package data, so a suite
@@ -111,6 +118,9 @@ class Suite:
             every run's hypervolume (``()``: the default of :attr:`checkpoints`).
         compare_against: The experiment the others are compared with, seed by seed, at each
             checkpoint (``None``: no paired comparisons).
+        supernet: :class:`~optuna_nachos.supernet.SupernetSettings` of a supernet the suite
+            trains (part ``supernet``) and every experiment's candidates inherit their
+            weights from; empty: candidates train from random weights.
         path: The file it was read from.
     """
 
@@ -133,6 +143,7 @@ class Suite:
     keep_networks: str = "all"
     hypervolume_checkpoints: tuple[int, ...] = ()
     compare_against: str | None = None
+    supernet: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -152,8 +163,18 @@ class Suite:
 
     @property
     def parts(self) -> tuple[str, ...]:
-        """The parts, in the order of their first experiment."""
-        return tuple(dict.fromkeys(e.part for e in self.experiments))
+        """The parts, in the order of their first experiment; ``supernet`` first when the
+        suite trains one."""
+        first = (SUPERNET_PART,) if self.supernet else ()
+        return tuple(dict.fromkeys((*first, *(e.part for e in self.experiments))))
+
+    def supernet_settings(self) -> SupernetSettings | None:
+        """The settings of the suite's supernet (on the suite's device, without progress
+        bars); ``None`` when the suite has no ``[supernet]`` table."""
+        if not self.supernet:
+            return None
+        fixed = {"device": self.device, "progress": False}
+        return SupernetSettings.from_dict({**self.supernet, **fixed})
 
     def experiment(self, name: str) -> Experiment:
         """The experiment called ``name``."""
@@ -247,6 +268,46 @@ def _checkpoints(raw: Any, path: Path) -> tuple[int, ...]:
     return tuple(sorted(raw))
 
 
+def _supernet_table(raw: Any, path: Path, device: str) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise SuiteError(
+            f"{path}: [supernet] must be a table of SupernetSettings, e.g. epochs = 10; "
+            f"got {raw!r}."
+        )
+    fixed = sorted(set(raw) & set(_SUITE_SET_SUPERNET_KEYS))
+    if fixed:
+        raise SuiteError(
+            f"{path}: [supernet] sets {', '.join(fixed)}, which the suite sets itself "
+            "(its top-level 'device'; no progress bars); remove them."
+        )
+    allowed = set(SupernetSettings.__dataclass_fields__) - set(_SUITE_SET_SUPERNET_KEYS)
+    _check_keys(raw, allowed, f"{path}: [supernet]")
+    try:
+        SupernetSettings.from_dict({**raw, "device": device, "progress": False})
+    except (TypeError, ValueError) as error:
+        raise SuiteError(f"{path}: invalid [supernet] settings: {error}") from None
+    return dict(raw)
+
+
+def _check_supernet_parts(
+    experiments: Sequence[Experiment], path: Path, *, resolution: int, has_supernet: bool
+) -> None:
+    for experiment in experiments:
+        if experiment.part == SUPERNET_PART:
+            raise SuiteError(
+                f"{path}: experiment {experiment.name!r} uses the part name "
+                f"{SUPERNET_PART!r}, which is reserved for training the suite's supernet; "
+                "give it another part."
+            )
+        resolutions = experiment.space.get("resolutions", [resolution])
+        if has_supernet and list(resolutions) != [resolution]:
+            raise SuiteError(
+                f"{path}: experiment {experiment.name!r} searches resolutions "
+                f"{list(resolutions)}, but the suite's supernet serves only {resolution}; "
+                "drop its 'resolutions' or the [supernet] table."
+            )
+
+
 def _apply_variant(raw: dict[str, Any], variant: str, path: Path) -> dict[str, Any]:
     variants = raw.get("variants", {})
     if variant not in variants:
@@ -308,6 +369,11 @@ def load_suite(
     if not experiments:
         raise SuiteError(f"{path} has no [[experiment]] table.")
     parsed = tuple(_experiment(e, i) for i, e in enumerate(experiments))
+    if "supernet" in raw:
+        raw["supernet"] = _supernet_table(raw["supernet"], path, raw.get("device", "cpu"))
+    _check_supernet_parts(
+        parsed, path, resolution=raw["resolution"], has_supernet=bool(raw.get("supernet"))
+    )
     names = [e.name for e in parsed]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -20,6 +20,7 @@ from optuna_nachos.benchmark._efficiency import (
 from optuna_nachos.benchmark._environment import environment_record
 from optuna_nachos.benchmark._runner import (
     ARTIFACTS_DIR,
+    SUPERNET_DIR,
     accuracy_order,
     admissible_under,
     experiment_train_config,
@@ -27,16 +28,18 @@ from optuna_nachos.benchmark._runner import (
     part_records,
     storage_url,
     study_name,
+    suite_data,
+    supernet_complete,
+    supernet_metadata,
 )
 from optuna_nachos.benchmark._statistics import (
     hypervolume_at,
     mean_confidence_interval,
     paired_comparison,
 )
-from optuna_nachos.benchmark._suite import Experiment, Suite
+from optuna_nachos.benchmark._suite import SUPERNET_PART, Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_macs
-from optuna_nachos.data import load_dataset
 from optuna_nachos.record import (
     ARTIFACT_ATTR,
     CONFIG_ATTR,
@@ -309,9 +312,7 @@ def _efficiency(
             trial.number,
         )
         return record
-    data = load_dataset(
-        suite.dataset, resolution=suite.resolution, seed=0, train_subset=suite.train_subset
-    )
+    data = suite_data(suite)
     test = data.test.subset(range(min(int(settings.get("images", 1024)), len(data.test))))
     images = test.normalize(test.images)
     devices = ["cpu"]
@@ -390,6 +391,9 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
         runs_by_experiment[experiment.name] = runs
     parts = part_records(out_dir)
     for part, entry in parts.items():
+        if part == SUPERNET_PART:
+            entry["complete"] = supernet_complete(out_dir)
+            continue
         # Workers sharing a part record their own view; the studies say whether it is done.
         entry["complete"] = all(
             (name := study_name(e, seed)) in studies and part_finished(studies[name], e)
@@ -402,6 +406,7 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
         "suite": _suite_record(suite),
         "environment": environment_record(seeds=list(suite.seeds), device=suite.device),
         "parts": parts,
+        "supernet": _supernet_record(suite, out_dir),
         "experiments": [
             {
                 "name": e.name,
@@ -432,12 +437,38 @@ def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dic
     return record
 
 
+def _supernet_record(suite: Suite, out_dir: Path) -> dict[str, Any] | None:
+    """How far the suite's supernet trained, in how long, its weights' hash and its
+    per-epoch validation accuracies; ``None`` for a suite without a supernet."""
+    settings = suite.supernet_settings()
+    if settings is None:
+        return None
+    metadata = supernet_metadata(out_dir) or {}
+    history = metadata.get("history", [])
+    return {
+        "folder": SUPERNET_DIR,
+        "settings": settings.to_dict(),
+        "complete": supernet_complete(out_dir),
+        "epochs_done": int(metadata.get("epochs_done", 0)),
+        "epochs_planned": settings.epochs,
+        "train_seconds": sum(float(e.get("train_seconds", 0.0)) for e in history),
+        "seconds": sum(float(e.get("seconds", 0.0)) for e in history),
+        "weights_sha256": metadata.get("weights_sha256"),
+        "train_size": metadata.get("train_size"),
+        "val_accuracy": [
+            {
+                "epoch": e["epoch"],
+                "largest": e["val"]["largest"],
+                "smallest": e["val"]["smallest"],
+            }
+            for e in history
+        ],
+    }
+
+
 def _train_images(suite: Suite) -> int:
     """The number of training images of every candidate (the suite's training split)."""
-    data = load_dataset(
-        suite.dataset, resolution=suite.resolution, seed=0, train_subset=suite.train_subset
-    )
-    return len(data.train)
+    return len(suite_data(suite).train)
 
 
 def _kept_networks(suite: Suite, record: dict[str, Any]) -> set[tuple[str, int]] | None:
@@ -499,4 +530,5 @@ def _suite_record(suite: Suite) -> dict[str, Any]:
         "keep_networks": suite.keep_networks,
         "hypervolume_checkpoints": list(suite.hypervolume_checkpoints) or None,
         "compare_against": suite.compare_against,
+        "supernet": dict(suite.supernet) or None,
     }

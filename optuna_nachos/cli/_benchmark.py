@@ -44,14 +44,15 @@ def add_benchmark_parser(subparsers: argparse._SubParsersAction) -> None:
         "--part",
         action="append",
         default=None,
-        help="run only this part (repeatable; default: every part)",
+        help="run only this part (repeatable; default: every part); 'supernet' trains the "
+        "suite's supernet (suites with a [supernet] table)",
     )
     parser.add_argument(
         "--timeout",
         type=positive_int,
         default=None,
-        help="seconds after which each part stops starting trials; run again to resume "
-        "(default: no limit)",
+        help="seconds after which each part stops starting trials (the supernet part: after "
+        "its running epoch); run again to resume (default: no limit)",
     )
     parser.add_argument(
         "--summarize-only", action="store_true", help="only summarize what the studies hold"

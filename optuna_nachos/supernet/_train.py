@@ -144,6 +144,7 @@ def train_supernet(
     supernet: Supernet | None = None,
     resume: bool = True,
     metadata: dict[str, Any] | None = None,
+    time_limit: float | None = None,
 ) -> Supernet:
     """Train a weight-sharing supernet of the MobileNetV3 space on ``data``.
 
@@ -169,13 +170,23 @@ def train_supernet(
             supernet.
         resume: Continue from ``out``'s checkpoint when there is one.
         metadata: Extra JSON values recorded in the metadata (e.g. the data seed).
+        time_limit: Seconds after which training stops: the epoch running when the time
+            runs out finishes and writes its checkpoint, then the call returns. The supernet
+            is then unfinished (``supernet.metadata["complete"]`` is false,
+            ``metadata["epochs_done"]`` says how far it got, ``supernet.pt`` is not written);
+            calling again resumes it. ``None``: no limit.
 
     Returns:
-        The trained supernet, in eval mode, with its metadata.
+        The trained supernet (unfinished if ``time_limit`` stopped it), in eval mode, with its
+        metadata.
 
     Raises:
         SupernetError: If ``out`` holds a checkpoint of other settings or data.
+        ValueError: If ``time_limit`` is not positive.
     """
+    started_at = time.perf_counter()
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be positive seconds (or None), got {time_limit!r}.")
     settings = settings or SupernetSettings()
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
@@ -311,6 +322,18 @@ def train_supernet(
             }
             atomic_write_bytes(checkpoint_path, lambda tmp, p=payload: torch.save(p, tmp))
             write_metadata(folder, state)
+            out_of_time = time_limit is not None and time.perf_counter() - started_at >= time_limit
+            if out_of_time and epoch + 1 < settings.epochs:
+                _logger.info(
+                    "Supernet training stopped after epoch %d of %d (time limit %.0f s); "
+                    "run again to resume.",
+                    epoch + 1,
+                    settings.epochs,
+                    time_limit,
+                )
+                supernet.metadata = state
+                supernet.source = str(folder)
+                return supernet.eval()
     weights = folder / WEIGHTS_FILE
     atomic_write_bytes(weights, lambda tmp: torch.save(supernet.state_dict(), tmp))
     final = _metadata(

@@ -171,3 +171,55 @@ def test_shipped_suites_compare_with_nachos() -> None:
     assert paper.compare_against == "nachos" and paper.checkpoints == (20, 60, 100, 180)
     reduced = load_suite("paper", suites_dir=SUITES, variants=["reduced"])
     assert reduced.checkpoints == (2, 4)
+
+
+SUPERNET = MINIMAL.replace(
+    "[[experiment]]", "[supernet]\nepochs = 3\nbatch_size = 32\n\n[[experiment]]", 1
+)
+
+
+def test_supernet_table(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, SUPERNET))
+    assert suite.supernet == {"epochs": 3, "batch_size": 32}
+    assert suite.parts == ("supernet", "one")
+    settings = suite.supernet_settings()
+    assert (settings.epochs, settings.batch_size) == (3, 32)
+    assert (settings.device, settings.progress) == ("cpu", False)
+    plain = load_suite(_write(tmp_path, MINIMAL, "plain"))
+    assert plain.supernet == {} and plain.supernet_settings() is None
+    assert "supernet" not in plain.parts
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("epochs = 3", "epochs = 3\nwidth = 2"), r"\[supernet\]: unknown key\(s\) width; allowed"),
+        (("epochs = 3", "epochs = 3\ndevice = 'cuda'"), "sets device, which the suite sets"),
+        (("epochs = 3", "epochs = 0"), r"invalid \[supernet\] settings: epochs"),
+        (('part = "one"', 'part = "supernet"'), "part name 'supernet'.*reserved"),
+        (
+            ('sampler = "random"', 'sampler = "random"\nspace = { resolutions = [32] }'),
+            "supernet serves only 16",
+        ),
+    ],
+)
+def test_malformed_supernet_tables_are_explained(tmp_path: Path, change, message) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_write(tmp_path, SUPERNET.replace(*change)))
+
+
+def test_supernet_part_name_is_reserved_without_a_supernet(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match="reserved"):
+        load_suite(_write(tmp_path, MINIMAL.replace('part = "one"', 'part = "supernet"')))
+
+
+def test_variant_overrides_the_supernet(tmp_path: Path) -> None:
+    text = SUPERNET + "\n[variants.longer.supernet]\nepochs = 5\n"
+    suite = load_suite(_write(tmp_path, text), variants=["longer"])
+    assert suite.supernet == {"epochs": 5}
+    assert suite.supernet_settings().epochs == 5
+    text = MINIMAL + "\n[variants.shared.supernet]\nepochs = 2\n"
+    assert load_suite(_write(tmp_path, text, "other"), variants=["shared"]).parts[0] == "supernet"
+    bad = SUPERNET + "\n[variants.bad.supernet]\nepoch = 5\n"
+    with pytest.raises(SuiteError, match="unknown key"):
+        load_suite(_write(tmp_path, bad, "bad"), variants=["bad"])

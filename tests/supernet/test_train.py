@@ -123,3 +123,26 @@ def test_settings_round_trip():
     assert SupernetSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
     with pytest.raises(ValueError, match="unknown SupernetSettings keys"):
         SupernetSettings.from_dict({"epoch": 3})
+
+
+def test_time_limit_stops_after_an_epoch_and_resumes(tmp_path, digits16, trained):
+    folder = tmp_path / "limited"
+    settings = tiny_settings(epochs=2)
+    stopped = train_supernet(
+        digits16, folder, settings=settings, metadata={"data_seed": 0}, time_limit=1e-9
+    )
+    assert stopped.metadata["epochs_done"] == 1 and not stopped.metadata["complete"]
+    assert stopped.weights_sha256 is None
+    assert not (folder / WEIGHTS_FILE).exists()
+    on_disk = json.loads((folder / METADATA_FILE).read_text())
+    assert on_disk["epochs_done"] == 1 and not on_disk["complete"]
+    resumed = train_supernet(
+        digits16, folder, settings=settings, metadata={"data_seed": 0}, time_limit=1e-9
+    )
+    assert resumed.metadata["complete"] and resumed.metadata["epochs_done"] == 2
+    assert resumed.weights_sha256 == trained.supernet.weights_sha256
+
+
+def test_time_limit_must_be_positive(tmp_path, digits16):
+    with pytest.raises(ValueError, match="time_limit"):
+        train_supernet(digits16, tmp_path / "x", settings=tiny_settings(), time_limit=0)
