@@ -34,9 +34,6 @@ SEARCH = [
 ]
 CHEAP = ["--max-avg-macs", "1.2M"]  # most candidates exceed it: skipped, not trained (fast)
 TRAINED = ["--max-avg-macs", "2.7M"]
-LONG_TRAINING = ["--backbone-epochs", "60"]
-"""Trials that train for tens of seconds, so that a signal sent once one has trained for a
-second lands inside its training, not after it (argparse keeps the last value given)."""
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
@@ -184,8 +181,7 @@ def test_a_search_stopped_by_failures_exits_non_zero(tmp_path, capsys, monkeypat
 
 def test_ctrl_c_fails_the_trial_and_exits_130(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    args = [*SEARCH, *LONG_TRAINING, *TRAINED, "--n-trials", "3", "--storage", url]
-    process = _cli(*args, cwd=tmp_path)
+    process = _cli(*SEARCH, *TRAINED, "--n-trials", "3", "--storage", url, cwd=tmp_path)
     _wait_for_running(url, process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=300)
