@@ -173,8 +173,7 @@ class Suite:
         bars); ``None`` when the suite has no ``[supernet]`` table."""
         if not self.supernet:
             return None
-        fixed = {"device": self.device, "progress": False}
-        return SupernetSettings.from_dict({**self.supernet, **fixed})
+        return _supernet_settings(self.supernet, self.device)
 
     def experiment(self, name: str) -> Experiment:
         """The experiment called ``name``."""
@@ -268,6 +267,11 @@ def _checkpoints(raw: Any, path: Path) -> tuple[int, ...]:
     return tuple(sorted(raw))
 
 
+def _supernet_settings(table: Mapping[str, Any], device: str) -> SupernetSettings:
+    """The settings of a ``[supernet]`` table on ``device``, without progress bars."""
+    return SupernetSettings.from_dict({**table, "device": device, "progress": False})
+
+
 def _supernet_table(raw: Any, path: Path, device: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping) or not raw:
         raise SuiteError(
@@ -283,7 +287,7 @@ def _supernet_table(raw: Any, path: Path, device: str) -> dict[str, Any]:
     allowed = set(SupernetSettings.__dataclass_fields__) - set(_SUITE_SET_SUPERNET_KEYS)
     _check_keys(raw, allowed, f"{path}: [supernet]")
     try:
-        SupernetSettings.from_dict({**raw, "device": device, "progress": False})
+        _supernet_settings(raw, device)
     except (TypeError, ValueError) as error:
         raise SuiteError(f"{path}: invalid [supernet] settings: {error}") from None
     return dict(raw)

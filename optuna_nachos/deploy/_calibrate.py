@@ -213,7 +213,7 @@ def fit_term_latencies(
     # squared relative error of every path.
     relative = design * prior / measured[:, None]
     predicted = relative.sum(axis=1)
-    scale = float(predicted @ np.ones(len(counts)) / (predicted @ predicted))
+    scale = float(predicted.sum() / (predicted @ predicted))
     ridge = np.sqrt(regularization) * np.eye(len(terms))
     solution = lsq_linear(
         np.vstack([relative, ridge]),
@@ -345,11 +345,9 @@ def calibrate_latency(
         "seed": seed,
         "fit": fit,
         "alone": {
-            "overhead_ms": {b: dict(v) for b, v in table.overhead.items()},
-            "fixed_ms": {b: dict(v) for b, v in table.fixed.items()},
-            "blocks_ms": {
-                k: {b: dict(v) for b, v in per.items()} for k, per in table.blocks.items()
-            },
+            key: value
+            for key, value in table.to_dict().items()
+            if key in ("overhead_ms", "fixed_ms", "blocks_ms")
         },
     }
     return dataclasses.replace(
