@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
+from typing import Any
 
+from optuna_nachos._logging import OPTUNA_LOGGER
 from optuna_nachos.cli._format import (
     HelpFormatter,
     non_negative_int,
     parse_count,
     positive_int,
     settings_errors,
+)
+
+#: Settings whose flags default to :class:`SupernetSettings`' own defaults (``None``: not given).
+_RECIPE_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "random_subnets",
+    "warmup_epochs",
+    "grad_clip",
+    "label_smoothing",
+    "head_lr",
 )
 
 
@@ -47,15 +64,56 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="train on this many images only, e.g. 10K (default: all)",
     )
-    train.add_argument("--epochs", type=positive_int, default=10, help="passes over the data")
-    train.add_argument("--batch-size", type=positive_int, default=128, help="images per step")
-    train.add_argument("--lr", type=float, default=0.05, help="initial learning rate")
+    train.add_argument(
+        "--epochs", type=positive_int, default=None, help="passes over the data (default: 3)"
+    )
+    train.add_argument(
+        "--batch-size", type=positive_int, default=None, help="images per step (default: 512)"
+    )
+    train.add_argument(
+        "--lr", type=float, default=None, help="peak learning rate of the backbone (default: 0.1)"
+    )
     train.add_argument(
         "--random-subnets",
         type=non_negative_int,
-        default=2,
-        help="random subnets per step besides the largest and the smallest",
+        default=None,
+        help="random subnets per step besides the largest and the smallest (default: 1)",
     )
+    train.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=None,
+        help="epochs of linear learning-rate warm-up, a fraction allowed (default: 1)",
+    )
+    train.add_argument(
+        "--grad-clip",
+        type=float,
+        default=None,
+        help="maximum gradient norm of the backbone and of the heads; 0 does not clip (default: 1)",
+    )
+    train.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="label smoothing of the largest subnet (default: 0.1)",
+    )
+    train.add_argument(
+        "--head-lr",
+        type=float,
+        default=None,
+        help="learning rate of the exit heads' own Adam optimizer (default: 0.01)",
+    )
+    train.add_argument(
+        "--half",
+        action="store_true",
+        help="write the final weights in half precision (half the file size)",
+    )
+    train.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the training state (checkpoint.pt) after training has finished",
+    )
+    train.add_argument("--json", action="store_true", help="print the summary as JSON")
     train.add_argument(
         "--ofa-checkpoint",
         default=None,
@@ -96,11 +154,11 @@ def run_supernet_train(args: argparse.Namespace) -> int:
             seed=args.data_seed,
             train_subset=args.train_subset,
         )
+        given = {name: getattr(args, name) for name in _RECIPE_FLAGS}
         settings = SupernetSettings(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            random_subnets=args.random_subnets,
+            **{name: value for name, value in given.items() if value is not None},
+            keep_checkpoint=args.keep_checkpoint,
+            weights_dtype="float16" if args.half else "float32",
             device=args.device,
             seed=args.seed,
             progress=False if args.no_progress else None,
@@ -114,28 +172,64 @@ def run_supernet_train(args: argparse.Namespace) -> int:
             resolution=data.resolution,
             exit_heads=settings.exit_heads,
         )
-    supernet = train_supernet(
-        data,
-        args.out,
-        settings=settings,
-        supernet=start,
-        resume=not args.restart,
-        metadata={
-            "data_seed": args.data_seed,
-            "train_subset": args.train_subset,
-            "ofa_checkpoint": args.ofa_checkpoint,
-        },
-    )
-    last = supernet.metadata["history"][-1]["val"]
-    print(
-        json.dumps(
+    with supernet_output():
+        supernet = train_supernet(
+            data,
+            args.out,
+            settings=settings,
+            supernet=start,
+            resume=not args.restart,
+            metadata={
+                "data_seed": args.data_seed,
+                "train_subset": args.train_subset,
+                "ofa_checkpoint": args.ofa_checkpoint,
+            },
+        )
+    print(format_supernet_summary(supernet.metadata, folder=args.out, as_json=args.json))
+    return 0
+
+
+@contextlib.contextmanager
+def supernet_output() -> Iterator[None]:
+    """The package's messages (the plan, the time estimate, one line per epoch) printed above
+    the progress bar; Optuna's handler prints them, so it is set up first."""
+    import optuna  # noqa: F401  (installs the handler that prints the package's messages)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(loggers=[logging.getLogger(OPTUNA_LOGGER)]):
+        yield
+
+
+def format_supernet_summary(metadata: dict[str, Any], *, folder: str, as_json: bool = False) -> str:
+    """What a finished (or stopped) supernet training gives: where, how long, and the
+    validation accuracy of every exit of the largest and smallest subnets."""
+    history = metadata.get("history") or []
+    last = history[-1]["val"] if history else {}
+    seconds = sum(record["seconds"] for record in history)
+    if as_json:
+        return json.dumps(
             {
-                "out": args.out,
-                "epochs": supernet.metadata["epochs_done"],
-                "val_accuracy_largest": last["largest"]["final_accuracy"],
-                "val_accuracy_smallest": last["smallest"]["final_accuracy"],
-                "weights_sha256": supernet.weights_sha256,
+                "out": folder,
+                "epochs": metadata["epochs_done"],
+                "complete": metadata["complete"],
+                "train_seconds": round(seconds, 1),
+                "val_accuracy_largest": last.get("largest", {}).get("final_accuracy"),
+                "val_accuracy_smallest": last.get("smallest", {}).get("final_accuracy"),
+                "val_exit_accuracies": {
+                    name: scores["exit_accuracies"] for name, scores in last.items()
+                },
+                "weights_sha256": metadata.get("weights_sha256"),
             }
         )
-    )
-    return 0
+    state = "trained" if metadata["complete"] else "stopped (run the command again to resume)"
+    lines = [
+        f"Supernet {state}: {folder}",
+        f"  epochs {metadata['epochs_done']} of {metadata['settings']['epochs']}, "
+        f"{seconds / 60:.1f} min",
+    ]
+    for name, scores in last.items():
+        exits = " / ".join(f"{100 * a:.1f}" for a in scores["exit_accuracies"])
+        lines.append(f"  validation accuracy per exit, {name} subnet (%): {exits}")
+    if metadata.get("weights_sha256"):
+        lines.append(f"  weights sha256 {metadata['weights_sha256']}")
+    return "\n".join(lines)

@@ -76,6 +76,16 @@ def atomic_write_bytes(path: Path, writer: Any) -> None:
     os.replace(tmp, path)
 
 
+def weights_state(supernet: torch.nn.Module, *, dtype: str = "float32") -> dict[str, Any]:
+    """The supernet's state dict on the CPU, its floating-point tensors in ``dtype``
+    (``"float32"`` or ``"float16"``); integer buffers (BatchNorm batch counters) unchanged."""
+    target = getattr(torch, dtype)
+    return {
+        key: (value.detach().to("cpu", target) if value.is_floating_point() else value.cpu())
+        for key, value in supernet.state_dict().items()
+    }
+
+
 def write_metadata(folder: Path, metadata: dict[str, Any]) -> None:
     """Write ``supernet.json`` atomically."""
     text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
@@ -119,6 +129,9 @@ def load_supernet(
     Args:
         folder: A folder written by :func:`~optuna_nachos.supernet.train_supernet`.
         device: Where to put it.
+
+    Weights written in half precision (``weights_dtype="float16"``) are read back into the
+    supernet's ``float32`` parameters.
 
     Returns:
         The supernet in eval mode; its metadata in ``supernet.metadata``, its folder in

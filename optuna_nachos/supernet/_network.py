@@ -255,24 +255,29 @@ class Supernet(nn.Module):
         self,
         features: Sequence[torch.Tensor],
         targets: torch.Tensor,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Loss of the exit heads on detached stage features: cross-entropy of the class
+        """Mean loss of the exit heads on detached stage features: cross-entropy of the class
         logits plus binary cross-entropy of the confidence against "this head is right".
 
-        For every design and position one pool size, drawn with ``generator``, is trained.
+        With ``generator``, one pool size per design and position, drawn with it, is trained;
+        without, every head of every design, position and pool size (the mean over them).
         """
-        total = features[0].new_zeros(())
+        losses = []
         for name in self.exit_head_names:
             for position, feature in enumerate(features):
                 pools = self.head_pools(name, position)
-                pool = pools[int(torch.randint(len(pools), (1,), generator=generator))]
-                out = self.heads[head_key(name, position, pool)](feature.detach()).float()
-                logits, confidence = out[:, :-1], out[:, -1]
-                correct = (logits.detach().argmax(dim=1) == targets).float()
-                total = total + F.cross_entropy(logits, targets)
-                total = total + F.binary_cross_entropy_with_logits(confidence, correct)
-        return total
+                if generator is not None:
+                    pools = (pools[int(torch.randint(len(pools), (1,), generator=generator))],)
+                for pool in pools:
+                    out = self.heads[head_key(name, position, pool)](feature.detach()).float()
+                    logits, confidence = out[:, :-1], out[:, -1]
+                    correct = (logits.detach().argmax(dim=1) == targets).float()
+                    losses.append(
+                        F.cross_entropy(logits, targets)
+                        + F.binary_cross_entropy_with_logits(confidence, correct)
+                    )
+        return torch.stack(losses).mean()
 
     def extract(
         self,

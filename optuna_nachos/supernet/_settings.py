@@ -9,30 +9,60 @@ from typing import Any
 from optuna_nachos._validate import check_integers, coerce_non_negative_floats
 from optuna_nachos.models import list_exit_heads
 
+WEIGHTS_DTYPES: tuple[str, ...] = ("float32", "float16")
+"""Precisions in which a finished supernet's weights may be written."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SupernetSettings:
     """How a weight-sharing supernet of the MobileNetV3 space is trained.
 
-    Every step follows the sandwich rule (BigNAS): the largest subnet learns from the labels,
-    the smallest and ``random_subnets`` random subnets learn from the largest's soft labels
-    (in-place distillation), and the gradients of all of them are summed before one SGD step.
-    The exit heads of every exit position learn jointly, on the detached stage features of
-    every subnet of the step, so they never pull the shared backbone weights.
+    Every step follows the sandwich rule (BigNAS): the largest subnet learns from the labels
+    (with label smoothing), the smallest and ``random_subnets`` random subnets learn from the
+    largest's soft labels (in-place distillation), and the gradients of all of them are summed
+    before one SGD step. The exit heads of every exit position learn jointly, on the detached
+    stage features of every subnet of the step, so they never pull the shared backbone
+    weights; they have an optimizer of their own (Adam at ``head_lr``), because sharing the
+    backbone's SGD learning rate kills them (measured: exit 1 at chance).
+
+    The defaults are the CPU recipe measured on 2 cores (Fashion-MNIST at 28x28): batch 512,
+    which halves the cost per image against batch 128, one random subnet per step, a linear
+    warm-up over the first epoch before the cosine decay, gradient clipping, zero-initialized
+    last BatchNorm gamma in residual blocks, label smoothing 0.1.
 
     Args:
         epochs: Passes over the training split.
         batch_size: Images per step (every subnet of the step sees the same batch).
-        lr: Initial SGD learning rate (cosine decay to 0 over ``epochs``, stepped per batch).
-        momentum: SGD momentum.
+        lr: Peak SGD learning rate of the backbone, reached after the warm-up, then cosine
+            decay to 0 (stepped per batch). Scale it with ``batch_size``.
+        momentum: SGD momentum (Nesterov).
         weight_decay: SGD weight decay, applied to convolution and linear weights only.
+        warmup_epochs: Epochs (a fraction is allowed) of linear learning-rate warm-up from 0,
+            for the backbone and the heads; ``0`` starts at the peak.
+        grad_clip: Maximum gradient norm, applied to the backbone's and the heads' gradients
+            apart; ``0`` does not clip.
+        label_smoothing: Label smoothing of the largest subnet's cross-entropy.
+        zero_init_residual: Start the last BatchNorm gamma of every residual block at 0, so
+            that every block starts as the identity (applies to a new supernet only, not to
+            imported weights).
         random_subnets: Random subnets per step, besides the largest and the smallest.
         distillation: Train the smaller subnets on the largest's soft labels (``True``) or on
             the labels (``False``).
+        head_lr: Peak learning rate of the exit heads' own Adam optimizer. The heads then
+            start learning when the warm-up ends, every head on the features of the step's
+            last subnet (a random one). ``None`` trains them from the first step with the
+            backbone's SGD and learning rate, one random pool size per position on every
+            subnet (the first recipe, kept for comparison: it kills the heads in short
+            schedules).
         exit_heads: Exit head designs (registered names) the supernet holds for every exit
             position; a candidate with another design gets freshly initialized heads.
         recalibration_batches: Training batches used to recompute BatchNorm statistics of
             an extracted subnet (the default of :meth:`Supernet.extract`).
+        keep_checkpoint: Keep the training state (``checkpoint.pt``, about four times the
+            weights) once training has finished; it is only needed to train further.
+        weights_dtype: ``"float32"`` or ``"float16"``: the precision of the final
+            ``supernet.pt`` (half precision halves the file; the weights are read back into
+            ``float32``).
         amp: Mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
         seed: Seed of the initial weights, the subnet sampling, the shuffling and the
@@ -43,15 +73,22 @@ class SupernetSettings:
         ValueError: If a setting is out of range; the message names it.
     """
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.05
+    epochs: int = 3
+    batch_size: int = 512
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 3e-5
-    random_subnets: int = 2
+    warmup_epochs: float = 1.0
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.1
+    zero_init_residual: bool = True
+    random_subnets: int = 1
     distillation: bool = True
+    head_lr: float | None = 1e-2
     exit_heads: tuple[str, ...] = ("nachos",)
     recalibration_batches: int = 20
+    keep_checkpoint: bool = False
+    weights_dtype: str = "float32"
     amp: bool = True
     device: str = "auto"
     seed: int = 0
@@ -60,12 +97,29 @@ class SupernetSettings:
     def __post_init__(self) -> None:
         check_integers(self, ("epochs", "batch_size", "recalibration_batches"), minimum=1)
         check_integers(self, ("random_subnets", "seed"), minimum=0)
-        coerce_non_negative_floats(self, ("lr", "momentum", "weight_decay"))
+        coerce_non_negative_floats(
+            self,
+            ("lr", "momentum", "weight_decay", "warmup_epochs", "grad_clip", "label_smoothing"),
+        )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}.")
+        if self.head_lr is not None:
+            coerce_non_negative_floats(self, ("head_lr",))
+            if self.head_lr <= 0:
+                raise ValueError(f"head_lr must be > 0 (or None), got {self.head_lr!r}.")
+        if self.label_smoothing >= 1:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}.")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})."
+            )
+        if self.weights_dtype not in WEIGHTS_DTYPES:
+            raise ValueError(
+                f"weights_dtype must be one of {WEIGHTS_DTYPES}, got {self.weights_dtype!r}."
+            )
         if self.momentum >= 1:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}.")
-        for name in ("distillation", "amp"):
+        for name in ("distillation", "amp", "zero_init_residual", "keep_checkpoint"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}.")
         if self.progress is not None and not isinstance(self.progress, bool):

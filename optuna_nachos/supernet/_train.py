@@ -28,6 +28,7 @@ from optuna_nachos.supernet._io import (
     file_sha256,
     package_versions,
     space_metadata,
+    weights_state,
     write_metadata,
 )
 from optuna_nachos.supernet._network import (
@@ -41,13 +42,18 @@ from optuna_nachos.train import resolve_device, show_progress
 
 _logger = get_logger(__name__)
 
+_TIMED_STEPS = 4
+"""Steps timed at the start of training for the estimate of its duration."""
+
 _RESUME_KEYS = ("settings", "dataset", "num_classes", "in_channels", "resolution", "train_size")
 
 
-def _parameter_groups(supernet: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def _parameter_groups(
+    supernet: nn.Module, weight_decay: float, *, exclude: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, parameter in supernet.named_parameters():
-        if not parameter.requires_grad:
+        if not parameter.requires_grad or name.startswith(exclude):
             continue
         # BatchNorm, biases and OFA's kernel transformation matrices are not decayed.
         if parameter.dim() <= 1 or name.endswith("_matrix"):
@@ -58,6 +64,69 @@ def _parameter_groups(supernet: nn.Module, weight_decay: float) -> list[dict[str
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def zero_init_residual(supernet: Supernet) -> int:
+    """Set the last BatchNorm gamma of every residual block of the backbone to zero.
+
+    Each residual block then starts as the identity, which every weight-sharing trainer does
+    in a short schedule (OFA, BigNAS, AttentiveNAS): the deep subnets start as shallow ones.
+
+    Returns:
+        The number of blocks changed.
+    """
+    changed = 0
+    with torch.no_grad():
+        for block in supernet.backbone.blocks:
+            if getattr(block, "shortcut", None) is None:
+                continue
+            norm = block.conv.point_linear.bn
+            norm = getattr(norm, "bn", norm)  # OFA's dynamic BatchNorm wraps a plain one
+            norm.weight.zero_()
+            changed += 1
+    return changed
+
+
+def learning_rate_factor(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """The learning rate at ``step`` as a fraction of the peak: a linear warm-up from 0 over
+    ``warmup_steps``, then a cosine decay to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    span = max(total_steps - warmup_steps, 1)
+    progress = min(step - warmup_steps, span) / span
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def typical_step_seconds(step_seconds: list[float]) -> float:
+    """The median duration of the timed steps, the first dropped when there are others (it
+    pays one-time costs: memory allocation, kernel selection)."""
+    timed = sorted(step_seconds[1:] if len(step_seconds) > 1 else step_seconds)
+    if not timed:
+        raise ValueError("at least one step duration is needed.")
+    return timed[len(timed) // 2]
+
+
+def estimate_seconds(
+    step_seconds: list[float], *, steps_per_epoch: int, epochs: int, epochs_done: int = 0
+) -> float:
+    """Training time left, in seconds, after the steps timed in ``step_seconds`` (the first
+    steps of epoch ``epochs_done + 1``): their typical duration times the steps left."""
+    steps_left = (epochs - epochs_done) * steps_per_epoch - len(step_seconds)
+    return typical_step_seconds(step_seconds) * max(steps_left, 0)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def _exit_line(scores: dict[str, Any]) -> str:
+    return " / ".join(f"{100 * a:.1f}" for a in scores["exit_accuracies"])
 
 
 def subnet_accuracies(
@@ -211,27 +280,43 @@ def train_supernet(
                 resolution=data.resolution,
                 exit_heads=settings.exit_heads,
             )
+            if settings.zero_init_residual:
+                zero_init_residual(supernet)
         supernet.to(device, memory_format=torch.channels_last)
+        own_heads = settings.head_lr is not None
         optimizer = torch.optim.SGD(
-            _parameter_groups(supernet, settings.weight_decay),
+            _parameter_groups(
+                supernet, settings.weight_decay, exclude=("heads.",) if own_heads else ()
+            ),
             lr=settings.lr,
             momentum=settings.momentum,
             nesterov=settings.momentum > 0,
         )
+        optimizers = [optimizer]
+        if own_heads:
+            optimizers.append(torch.optim.Adam(supernet.heads.parameters(), lr=settings.head_lr))
         steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
         total_steps = settings.epochs * steps_per_epoch
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
-        )
+        warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(
+                each,
+                lambda step: learning_rate_factor(
+                    step, warmup_steps=warmup_steps, total_steps=total_steps
+                ),
+            )
+            for each in optimizers
+        ]
         loader_generator = torch.Generator().manual_seed(settings.seed)
         subnet_generator = torch.Generator().manual_seed(settings.seed + 1)
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if checkpoint is not None:
             supernet.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
+            for each, state in zip(optimizers, checkpoint["optimizers"]):
+                each.load_state_dict(state)
+            for each, state in zip(schedulers, checkpoint["schedulers"]):
+                each.load_state_dict(state)
             loader_generator.set_state(checkpoint["loader_generator"])
             subnet_generator.set_state(checkpoint["subnet_generator"])
             torch.set_rng_state(checkpoint["torch_rng"])
@@ -242,6 +327,19 @@ def train_supernet(
             )
         use_amp = settings.amp and device.type == "cuda"
         progress = show_progress(settings.progress)
+        subnets = 2 + settings.random_subnets
+        _logger.info(
+            "Supernet: %d epochs of %d steps, batch %d, %d subnets per step (largest, smallest, "
+            "%d random), %d training images, on %s.",
+            settings.epochs,
+            steps_per_epoch,
+            settings.batch_size,
+            subnets,
+            settings.random_subnets,
+            len(data.train),
+            device,
+        )
+        step_seconds: list[float] = []
         for epoch in range(start_epoch, settings.epochs):
             started = time.perf_counter()
             supernet.train()
@@ -262,6 +360,7 @@ def train_supernet(
                 disable=not progress,
                 dynamic_ncols=True,
             )
+            step_started = time.perf_counter()
             for images, targets in bar:
                 images = images.to(device, memory_format=torch.channels_last, non_blocking=True)
                 targets = torch.as_tensor(targets).to(device, non_blocking=True)
@@ -272,15 +371,43 @@ def train_supernet(
                     settings=settings,
                     generator=subnet_generator,
                     use_amp=use_amp,
+                    train_heads=schedulers[0].last_epoch >= warmup_steps,
                 )
                 if not all(math.isfinite(v) for v in losses.values()):
                     raise FloatingPointError(
                         f"supernet training diverged at epoch {epoch + 1}: losses {losses}; "
                         f"lower the learning rate (lr={settings.lr})."
                     )
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
+                if settings.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for group in optimizer.param_groups for p in group["params"]],
+                        settings.grad_clip,
+                    )
+                    if own_heads:
+                        torch.nn.utils.clip_grad_norm_(
+                            supernet.heads.parameters(), settings.grad_clip
+                        )
+                for each, scheduler in zip(optimizers, schedulers):
+                    each.step()
+                    each.zero_grad(set_to_none=True)
+                    scheduler.step()
+                if len(step_seconds) < _TIMED_STEPS:
+                    now = time.perf_counter()
+                    step_seconds.append(now - step_started)
+                    step_started = now
+                    if len(step_seconds) == _TIMED_STEPS or len(step_seconds) == steps_per_epoch:
+                        left = estimate_seconds(
+                            step_seconds,
+                            steps_per_epoch=steps_per_epoch,
+                            epochs=settings.epochs,
+                            epochs_done=epoch,
+                        )
+                        _logger.info(
+                            "Supernet: the first steps took %.1f s each: about %s of training "
+                            "left, plus a validation after every epoch.",
+                            typical_step_seconds(step_seconds),
+                            _duration(left),
+                        )
                 size = int(targets.shape[0])
                 samples += size
                 for key, value in losses.items():
@@ -302,19 +429,22 @@ def train_supernet(
             }
             history.append(record)
             _logger.info(
-                "supernet epoch %d/%d: loss %.4f, val accuracy largest %.4f smallest %.4f, %.0fs",
+                "Supernet epoch %d/%d: loss %.3f (largest) %.3f (smallest) %.3f (heads); "
+                "validation accuracy per exit (%%) largest %s, smallest %s; %s.",
                 epoch + 1,
                 settings.epochs,
                 record["losses"]["largest"],
-                scores["largest"]["final_accuracy"],
-                scores["smallest"]["final_accuracy"],
-                record["seconds"],
+                record["losses"]["smallest"],
+                record["losses"]["heads"],
+                _exit_line(scores["largest"]),
+                _exit_line(scores["smallest"]),
+                _duration(record["seconds"]),
             )
             state = _metadata(data, settings, history=history, epochs_done=epoch + 1, extra=extra)
             payload = {
                 "model": supernet.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "optimizers": [each.state_dict() for each in optimizers],
+                "schedulers": [each.state_dict() for each in schedulers],
                 "loader_generator": loader_generator.get_state(),
                 "subnet_generator": subnet_generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -335,15 +465,23 @@ def train_supernet(
                 supernet.source = str(folder)
                 return supernet.eval()
     weights = folder / WEIGHTS_FILE
-    atomic_write_bytes(weights, lambda tmp: torch.save(supernet.state_dict(), tmp))
+    state_dict = weights_state(supernet, dtype=settings.weights_dtype)
+    atomic_write_bytes(weights, lambda tmp: torch.save(state_dict, tmp))
     final = _metadata(
         data,
         settings,
         history=history,
         epochs_done=settings.epochs,
-        extra={**extra, "weights_sha256": file_sha256(weights)},
+        extra={
+            **extra,
+            "weights_sha256": file_sha256(weights),
+            "weights_dtype": settings.weights_dtype,
+            "train_seconds": sum(r["seconds"] for r in history),
+        },
     )
     write_metadata(folder, final)
+    if not settings.keep_checkpoint:
+        checkpoint_path.unlink(missing_ok=True)
     supernet.metadata = final
     supernet.source = str(folder)
     supernet.weights_sha256 = final["weights_sha256"]
@@ -358,6 +496,7 @@ def _sandwich_step(
     settings: SupernetSettings,
     generator: torch.Generator,
     use_amp: bool,
+    train_heads: bool = True,
 ) -> dict[str, float]:
     resolution = supernet.resolution
     configs = [
@@ -381,16 +520,29 @@ def _sandwich_step(
     )
     losses = {"largest": 0.0, "smallest": 0.0, "random": 0.0, "heads": 0.0}
     soft_labels = None
-    for name, config in configs:
+    # The first recipe (head_lr None) trains one random pool size per position on every
+    # subnet, losses summed; otherwise every head learns on the last subnet of the step (a
+    # random one, as a search draws them; the smallest when there is none), once the warm-up
+    # is over: heads that start on the features of a random backbone die (measured).
+    legacy_heads = settings.head_lr is None
+    head_scale = len(EXIT_STAGES) * len(supernet.exit_head_names)
+    for index, (name, config) in enumerate(configs):
         supernet.set_active(config)
         with autocast:
             features, logits = supernet.forward_stages(images)
             logits = logits.float()
-            if soft_labels is None or not settings.distillation:
+            if soft_labels is None:
+                loss = F.cross_entropy(logits, targets, label_smoothing=settings.label_smoothing)
+            elif not settings.distillation:
                 loss = F.cross_entropy(logits, targets)
             else:
                 loss = F.cross_entropy(logits, soft_labels)
-            head_loss = supernet.head_loss(features, targets, generator)
+            if legacy_heads:
+                head_loss = supernet.head_loss(features, targets, generator) * head_scale
+            elif train_heads and index == len(configs) - 1:
+                head_loss = supernet.head_loss(features, targets)
+            else:
+                head_loss = loss.new_zeros(())
         if soft_labels is None:
             soft_labels = logits.detach().softmax(dim=1)
         (loss + head_loss).backward()
