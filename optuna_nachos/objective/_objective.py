@@ -173,6 +173,10 @@ class NachosObjective:
             candidates; the supernet's own setting when ``None``.
         finetune_epochs: Optional epochs of phase A on an inherited backbone before phase B
             (default none).
+        exit_rows: Train an inherited candidate's exits on at most this many training
+            images (a fixed random subset, the same for every candidate): its backbone's
+            outputs are computed and its exit epochs run on those rows only, which bounds the
+            cost of a candidate. ``None``: the whole training split.
         latency_table: A latency table of the target device
             (:func:`~optuna_nachos.cost.profile_latency`). With it every trial records its
             predicted per-exit, average and peak latencies (``exit_latency_ms``,
@@ -209,6 +213,7 @@ class NachosObjective:
         supernet: Supernet | str | os.PathLike[str] | None = None,
         recalibration_batches: int | None = None,
         finetune_epochs: int = 0,
+        exit_rows: int | None = None,
         latency_table: LatencyTable | None = None,
         max_avg_latency_ms: float | None = None,
         max_peak_latency_ms: float | None = None,
@@ -284,6 +289,11 @@ class NachosObjective:
         ):
             raise ValueError(f"finetune_epochs must be an integer >= 0, got {finetune_epochs!r}.")
         self.finetune_epochs = finetune_epochs
+        if exit_rows is not None and (
+            isinstance(exit_rows, bool) or not isinstance(exit_rows, int) or exit_rows < 1
+        ):
+            raise ValueError(f"exit_rows must be a positive integer or None, got {exit_rows!r}.")
+        self.exit_rows = exit_rows
         self.supernet = self._load_supernet(supernet) if supernet is not None else None
         if recalibration_batches is None and self.supernet is not None:
             recalibration_batches = int(
@@ -357,7 +367,26 @@ class NachosObjective:
         device = self.train_config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._warn_if_floor_out_of_reach(supernet)
         return supernet.to(device).eval()
+
+    def _warn_if_floor_out_of_reach(self, supernet: Supernet) -> None:
+        """Warn when the floor lies above every accuracy the supernet's recorded subnets reach
+        on validation: no inherited candidate is then likely to be admissible."""
+        history = supernet.metadata.get("history") or []
+        if not history:
+            return
+        scores = history[-1].get("val", {})
+        reached = [a for entry in scores.values() for a in entry.get("exit_accuracies", [])]
+        if reached and self.min_accuracy > max(reached):
+            _logger.warning(
+                "The accuracy floor %.2f lies above every validation accuracy the supernet's "
+                "largest and smallest subnets reach (at most %.3f, after %d epochs): few or no "
+                "candidates will be admissible. Lower the floor or train the supernet longer.",
+                self.min_accuracy,
+                max(reached),
+                len(history),
+            )
 
     def settings(self) -> dict[str, Any]:
         """The search settings as plain JSON values (recorded on the study)."""
@@ -655,6 +684,7 @@ class NachosObjective:
             config=self.train_config,
             exit_costs=exit_costs,
             max_avg_macs=budget,
+            max_rows=self.exit_rows,
         )
 
     def _upload(

@@ -89,7 +89,10 @@ def recalibrate_batchnorm(
     Weights do not change: only the running means and variances (and batch counters) of the
     BatchNorm layers, set to the exact average over the batches (OFA and BigNAS practice:
     the statistics shared in a supernet belong to no single subnet). The batches are drawn
-    without augmentation, shuffled with ``seed``; the model's modes are restored.
+    without augmentation, shuffled with ``seed``; the model's modes are restored. An
+    early-exit network whose exit heads hold no BatchNorm runs its backbone only
+    (``forward_backbone``): the heads cannot change a statistic, and skipping them saves
+    their cost.
 
     Args:
         model: The network (its ``forward`` is run on the batches).
@@ -115,6 +118,14 @@ def recalibrate_batchnorm(
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
+    forward = model
+    heads = getattr(model, "exit_heads", None)
+    if (
+        heads is not None
+        and hasattr(model, "forward_backbone")
+        and not any(isinstance(m, _BatchNorm) for m in heads.modules())
+    ):
+        forward = model.forward_backbone
     modes = {m: m.training for m in model.modules()}
     momenta = [m.momentum for m in norms]
     for norm in norms:
@@ -127,7 +138,7 @@ def recalibrate_batchnorm(
         for index, (images, _) in enumerate(loader):
             if index >= batches:
                 break
-            model(images.to(device, memory_format=torch.channels_last))
+            forward(images.to(device, memory_format=torch.channels_last))
     finally:
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum

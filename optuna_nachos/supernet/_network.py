@@ -256,6 +256,8 @@ class Supernet(nn.Module):
         features: Sequence[torch.Tensor],
         targets: torch.Tensor,
         generator: torch.Generator | None = None,
+        *,
+        confidence_weight: float = 1.0,
     ) -> torch.Tensor:
         """Mean loss of the exit heads on detached stage features: cross-entropy of the class
         logits plus binary cross-entropy of the confidence against "this head is right".
@@ -273,10 +275,12 @@ class Supernet(nn.Module):
                     out = self.heads[head_key(name, position, pool)](feature.detach()).float()
                     logits, confidence = out[:, :-1], out[:, -1]
                     correct = (logits.detach().argmax(dim=1) == targets).float()
-                    losses.append(
-                        F.cross_entropy(logits, targets)
-                        + F.binary_cross_entropy_with_logits(confidence, correct)
-                    )
+                    loss = F.cross_entropy(logits, targets)
+                    if confidence_weight:
+                        loss = loss + confidence_weight * F.binary_cross_entropy_with_logits(
+                            confidence, correct
+                        )
+                    losses.append(loss)
         return torch.stack(losses).mean()
 
     def extract(

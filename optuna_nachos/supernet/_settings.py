@@ -54,6 +54,12 @@ class SupernetSettings:
             backbone's SGD and learning rate, one random pool size per position on every
             subnet (the first recipe, kept for comparison: it kills the heads in short
             schedules).
+        head_confidence_weight: Weight of the heads' confidence term (binary cross-entropy
+            against "this head is right") beside their cross-entropy. ``0`` (measured: the
+            term slows the class logits of heads on 1x1 pooled features, which then stay
+            near chance) leaves the confidences to each candidate's exit phase.
+        head_batch_fraction: Share of each batch the heads learn on (the first images), to
+            bound their cost: every head of every pool size learns each step.
         exit_heads: Exit head designs (registered names) the supernet holds for every exit
             position; a candidate with another design gets freshly initialized heads.
         recalibration_batches: Training batches used to recompute BatchNorm statistics of
@@ -85,6 +91,8 @@ class SupernetSettings:
     random_subnets: int = 1
     distillation: bool = True
     head_lr: float | None = 1e-2
+    head_confidence_weight: float = 0.0
+    head_batch_fraction: float = 0.5
     exit_heads: tuple[str, ...] = ("nachos",)
     recalibration_batches: int = 20
     keep_checkpoint: bool = False
@@ -99,7 +107,16 @@ class SupernetSettings:
         check_integers(self, ("random_subnets", "seed"), minimum=0)
         coerce_non_negative_floats(
             self,
-            ("lr", "momentum", "weight_decay", "warmup_epochs", "grad_clip", "label_smoothing"),
+            (
+                "lr",
+                "momentum",
+                "weight_decay",
+                "warmup_epochs",
+                "grad_clip",
+                "label_smoothing",
+                "head_confidence_weight",
+                "head_batch_fraction",
+            ),
         )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}.")
@@ -107,6 +124,10 @@ class SupernetSettings:
             coerce_non_negative_floats(self, ("head_lr",))
             if self.head_lr <= 0:
                 raise ValueError(f"head_lr must be > 0 (or None), got {self.head_lr!r}.")
+        if not 0 < self.head_batch_fraction <= 1:
+            raise ValueError(
+                f"head_batch_fraction must lie in (0, 1], got {self.head_batch_fraction!r}."
+            )
         if self.label_smoothing >= 1:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing!r}.")
         if self.warmup_epochs > self.epochs:

@@ -87,6 +87,51 @@ def zero_init_residual(supernet: Supernet) -> int:
     return changed
 
 
+def build_optimizers(
+    supernet: Supernet, settings: SupernetSettings, *, steps_per_epoch: int
+) -> tuple[list[torch.optim.Optimizer], list[torch.optim.lr_scheduler.LambdaLR]]:
+    """The optimizers of a supernet training and their per-step schedules.
+
+    SGD (Nesterov momentum, weight decay on convolution and linear weights only) for the
+    backbone; with ``settings.head_lr``, Adam for the exit heads, else the heads join the SGD.
+    Each follows :func:`learning_rate_factor` (warm-up, then cosine decay).
+    """
+    own_heads = settings.head_lr is not None
+    backbone = torch.optim.SGD(
+        _parameter_groups(
+            supernet, settings.weight_decay, exclude=("heads.",) if own_heads else ()
+        ),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        nesterov=settings.momentum > 0,
+    )
+    optimizers: list[torch.optim.Optimizer] = [backbone]
+    if own_heads:
+        optimizers.append(torch.optim.Adam(supernet.heads.parameters(), lr=settings.head_lr))
+    total_steps = settings.epochs * steps_per_epoch
+    warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        return learning_rate_factor(step, warmup_steps=warmup_steps, total_steps=total_steps)
+
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(each, factor) for each in optimizers]
+    return optimizers, schedulers
+
+
+def clip_gradients(optimizers: list[torch.optim.Optimizer], max_norm: float) -> list[float]:
+    """Clip the gradients of each optimizer's parameters apart, to norm ``max_norm``; ``0``
+    does not clip. Returns each optimizer's gradient norm before clipping."""
+    norms = []
+    for each in optimizers:
+        parameters = [p for group in each.param_groups for p in group["params"]]
+        if max_norm > 0:
+            norms.append(float(torch.nn.utils.clip_grad_norm_(parameters, max_norm)))
+        else:
+            grads = [p.grad.norm() for p in parameters if p.grad is not None]
+            norms.append(float(torch.stack(grads).norm()) if grads else 0.0)
+    return norms
+
+
 def learning_rate_factor(step: int, *, warmup_steps: int, total_steps: int) -> float:
     """The learning rate at ``step`` as a fraction of the peak: a linear warm-up from 0 over
     ``warmup_steps``, then a cosine decay to 0 at ``total_steps``."""
@@ -283,30 +328,11 @@ def train_supernet(
             if settings.zero_init_residual:
                 zero_init_residual(supernet)
         supernet.to(device, memory_format=torch.channels_last)
-        own_heads = settings.head_lr is not None
-        optimizer = torch.optim.SGD(
-            _parameter_groups(
-                supernet, settings.weight_decay, exclude=("heads.",) if own_heads else ()
-            ),
-            lr=settings.lr,
-            momentum=settings.momentum,
-            nesterov=settings.momentum > 0,
-        )
-        optimizers = [optimizer]
-        if own_heads:
-            optimizers.append(torch.optim.Adam(supernet.heads.parameters(), lr=settings.head_lr))
         steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
-        total_steps = settings.epochs * steps_per_epoch
+        optimizers, schedulers = build_optimizers(
+            supernet, settings, steps_per_epoch=steps_per_epoch
+        )
         warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
-        schedulers = [
-            torch.optim.lr_scheduler.LambdaLR(
-                each,
-                lambda step: learning_rate_factor(
-                    step, warmup_steps=warmup_steps, total_steps=total_steps
-                ),
-            )
-            for each in optimizers
-        ]
         loader_generator = torch.Generator().manual_seed(settings.seed)
         subnet_generator = torch.Generator().manual_seed(settings.seed + 1)
         history: list[dict[str, Any]] = []
@@ -340,6 +366,7 @@ def train_supernet(
             device,
         )
         step_seconds: list[float] = []
+        retimed = False
         for epoch in range(start_epoch, settings.epochs):
             started = time.perf_counter()
             supernet.train()
@@ -378,19 +405,15 @@ def train_supernet(
                         f"supernet training diverged at epoch {epoch + 1}: losses {losses}; "
                         f"lower the learning rate (lr={settings.lr})."
                     )
-                if settings.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for group in optimizer.param_groups for p in group["params"]],
-                        settings.grad_clip,
-                    )
-                    if own_heads:
-                        torch.nn.utils.clip_grad_norm_(
-                            supernet.heads.parameters(), settings.grad_clip
-                        )
+                clip_gradients(optimizers, settings.grad_clip)
                 for each, scheduler in zip(optimizers, schedulers):
                     each.step()
                     each.zero_grad(set_to_none=True)
                     scheduler.step()
+                if schedulers[0].last_epoch == warmup_steps + 1 and warmup_steps and not retimed:
+                    # The heads start now: time the steps again for a better estimate.
+                    step_seconds, retimed = [], True
+                    step_started = time.perf_counter()
                 if len(step_seconds) < _TIMED_STEPS:
                     now = time.perf_counter()
                     step_seconds.append(now - step_started)
@@ -422,7 +445,7 @@ def train_supernet(
             record = {
                 "epoch": epoch + 1,
                 "losses": {k: v / max(samples, 1) for k, v in sums.items()},
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": optimizers[0].param_groups[0]["lr"],
                 "train_seconds": train_seconds,
                 "seconds": time.perf_counter() - started,
                 "val": scores,
@@ -540,7 +563,12 @@ def _sandwich_step(
             if legacy_heads:
                 head_loss = supernet.head_loss(features, targets, generator) * head_scale
             elif train_heads and index == len(configs) - 1:
-                head_loss = supernet.head_loss(features, targets)
+                rows = max(1, round(settings.head_batch_fraction * targets.shape[0]))
+                head_loss = supernet.head_loss(
+                    [feature[:rows] for feature in features],
+                    targets[:rows],
+                    confidence_weight=settings.head_confidence_weight,
+                )
             else:
                 head_loss = loss.new_zeros(())
         if soft_labels is None:

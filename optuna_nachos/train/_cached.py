@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from optuna_nachos.models import EarlyExitNetwork, EENNOutput
 from optuna_nachos.train._config import TrainConfig
@@ -133,6 +133,7 @@ def fit_exits(
     config: TrainConfig | None = None,
     exit_costs: Sequence[float] | None = None,
     max_avg_macs: float | None = None,
+    max_rows: int | None = None,
 ) -> FitResult:
     """Phase B only, on a frozen backbone whose outputs are computed once.
 
@@ -150,6 +151,9 @@ def fit_exits(
         config: Training settings.
         exit_costs: MACs of each exit, for the MAC term.
         max_avg_macs: Budget of the MAC term.
+        max_rows: Train on at most this many training images, a fixed random subset drawn
+            with ``config.seed`` (the same for every candidate): computing the backbone's
+            outputs and every exit epoch cost in proportion to the rows. ``None``: all.
 
     Returns:
         The result of the exit phase, with ``model`` as its model.
@@ -158,8 +162,16 @@ def fit_exits(
     device = resolve_device(config.device)
     if model.num_exits == 1 or config.exit_phase_epochs == 0:
         return FitResult(model=model, records=[], phase_seconds={}, config=config)
+    train = train_split(data)
+    if max_rows is not None:
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise ValueError(f"max_rows must be a positive integer or None, got {max_rows!r}.")
+        if max_rows < len(train):
+            generator = torch.Generator().manual_seed(config.seed)
+            rows = torch.randperm(len(train), generator=generator)[:max_rows]
+            train = Subset(without_augmentation(train), sorted(rows.tolist()))
     cached, shapes = cache_backbone_outputs(
-        model, train_split(data), batch_size=max(256, config.batch_size), device=device
+        model, train, batch_size=max(256, config.batch_size), device=device
     )
     heads = CachedFeatureHeads(model, shapes)
     phase_config = dataclasses.replace(config, backbone_epochs=0, freeze_backbone=True)
