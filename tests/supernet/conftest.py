@@ -23,6 +23,12 @@ def digits16():
     return load_dataset("digits", resolution=RESOLUTION, seed=0, train_subset=256)
 
 
+@pytest.fixture(scope="session")
+def digits16_all():
+    """Digits at 16x16, the whole training split (1,293 images)."""
+    return load_dataset("digits", resolution=RESOLUTION, seed=0)
+
+
 def tiny_settings(**overrides) -> SupernetSettings:
     values = dict(
         epochs=2,

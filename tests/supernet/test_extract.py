@@ -95,3 +95,25 @@ def test_unserved_configuration_is_refused(supernet):
     )
     with pytest.raises(ConfigError, match="does not hold this configuration.*depths.*kernel"):
         supernet.extract(config)
+
+
+def test_recalibration_skips_exit_heads_without_batchnorm(supernet, digits16):
+    def count_head_calls(model):
+        calls = []
+        for head in model.exit_heads:
+            head.register_forward_hook(lambda *args: calls.append(1))
+        return calls
+
+    config = dataclasses.replace(_configs(1, seed=5)[0], exit_stages=(1, 2), exit_head="nachos")
+    model = supernet.extract(config)
+    calls = count_head_calls(model)
+    recalibrate_batchnorm(model, digits16.train, batches=2, batch_size=32)
+    assert calls == []
+    # Heads that hold BatchNorm run: their statistics are recalibrated too.
+    with_norm = supernet.extract(dataclasses.replace(config, exit_head="mbconv"))
+    calls = count_head_calls(with_norm)
+    before = {k: v.clone() for k, v in with_norm.exit_heads.state_dict().items()}
+    recalibrate_batchnorm(with_norm, digits16.train, batches=2, batch_size=32)
+    assert len(calls) == 2 * len(with_norm.exit_heads)
+    after = with_norm.exit_heads.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.endswith("running_mean"))

@@ -178,3 +178,90 @@ def test_cli_supernet_train_writes_a_loadable_folder(tmp_path, capsys):
     # Running the same command again resumes a finished run: nothing more to train.
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epochs"] == 1
+
+
+def test_exit_phase_on_a_bounded_number_of_rows(trained, digits16, monkeypatch):
+    import torch
+
+    import optuna_nachos.train._cached as cached
+    from optuna_nachos.supernet import random_config
+    from optuna_nachos.train import fit_exits
+
+    seen = []
+    original = cached.cache_backbone_outputs
+
+    def spy(model, dataset, **kwargs):
+        seen.append(len(dataset))
+        return original(model, dataset, **kwargs)
+
+    monkeypatch.setattr(cached, "cache_backbone_outputs", spy)
+    config = random_config(torch.Generator().manual_seed(2), resolution=16)
+    model = trained.supernet.extract(config, calibration_data=digits16, batches=2)
+    settings = TrainConfig(warmup_epochs=1, exit_epochs=0, progress=False)
+    fit_exits(model, digits16, config=settings, max_rows=64)
+    fit_exits(model, digits16, config=settings, max_rows=10_000)  # more than there are
+    assert seen == [64, len(digits16.train)]
+    with pytest.raises(ValueError, match="max_rows must be a positive integer"):
+        fit_exits(model, digits16, config=settings, max_rows=0)
+
+
+def test_objective_trains_inherited_exits_on_exit_rows(trained, digits16, monkeypatch):
+    import optuna_nachos.objective._objective as module
+
+    rows = []
+    original = module.fit_exits
+
+    def spy(*args, **kwargs):
+        rows.append(kwargs.get("max_rows"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "fit_exits", spy)
+    objective = nachos.NachosObjective(
+        dataset=digits16,
+        space=nachos.MobileNetV3Space(resolutions=(16,)),
+        max_avg_macs=3e6,
+        min_accuracy=0.1,
+        supernet=trained.folder,
+        exit_rows=96,
+        train_config=TrainConfig(warmup_epochs=1, exit_epochs=0, progress=False),
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.optimize(objective, n_trials=3)
+    trained_trials = [t for t in study.trials if "skip_reason" not in t.user_attrs]
+    assert rows and len(rows) == len(trained_trials)
+    assert set(rows) == {96}
+    with pytest.raises(ValueError, match="exit_rows must be a positive integer"):
+        nachos.NachosObjective(
+            dataset=digits16,
+            space=nachos.MobileNetV3Space(resolutions=(16,)),
+            max_avg_macs=3e6,
+            min_accuracy=0.1,
+            supernet=trained.supernet,
+            exit_rows=0,
+        )
+
+
+def test_a_floor_above_the_supernet_warns(trained, digits16, caplog):
+    import logging
+
+    history = trained.supernet.metadata["history"]
+    best = max(a for s in history[-1]["val"].values() for a in s["exit_accuracies"])
+    with caplog.at_level(logging.WARNING, logger="optuna.optuna_nachos"):
+        nachos.NachosObjective(
+            dataset=digits16,
+            space=nachos.MobileNetV3Space(resolutions=(16,)),
+            max_avg_macs=3e6,
+            min_accuracy=min(0.99, best + 0.005),
+            supernet=trained.folder,
+        )
+    assert any("lies above every validation accuracy" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna.optuna_nachos"):
+        nachos.NachosObjective(
+            dataset=digits16,
+            space=nachos.MobileNetV3Space(resolutions=(16,)),
+            max_avg_macs=3e6,
+            min_accuracy=0.0,
+            supernet=trained.folder,
+        )
+    assert not any("lies above" in r.getMessage() for r in caplog.records)

@@ -18,9 +18,9 @@ from optuna_nachos.supernet import (
 from .conftest import tiny_settings
 
 
-def test_folder_holds_weights_metadata_and_checkpoint(trained, digits16):
+def test_folder_holds_weights_and_metadata_but_no_checkpoint(trained, digits16):
     folder = trained.folder
-    assert {p.name for p in folder.iterdir()} >= {WEIGHTS_FILE, METADATA_FILE, CHECKPOINT_FILE}
+    assert {p.name for p in folder.iterdir()} == {WEIGHTS_FILE, METADATA_FILE}
     state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
     assert any(key.startswith("backbone.") for key in state)
     assert any(key.startswith("heads.") for key in state)
@@ -32,6 +32,8 @@ def test_folder_holds_weights_metadata_and_checkpoint(trained, digits16):
     assert meta["space"]["kernel_sizes"] == [3, 5, 7]
     assert meta["versions"]["ofa"] != "not installed"
     assert len(meta["history"]) == 2
+    assert meta["weights_dtype"] == "float32"
+    assert meta["train_seconds"] == pytest.approx(sum(r["seconds"] for r in meta["history"]))
     for record in meta["history"]:
         for name in ("largest", "smallest"):
             scores = record["val"][name]
@@ -146,3 +148,77 @@ def test_time_limit_stops_after_an_epoch_and_resumes(tmp_path, digits16, trained
 def test_time_limit_must_be_positive(tmp_path, digits16):
     with pytest.raises(ValueError, match="time_limit"):
         train_supernet(digits16, tmp_path / "x", settings=tiny_settings(), time_limit=0)
+
+
+def test_checkpoint_kept_on_request(tmp_path, digits16, trained):
+    folder = tmp_path / "kept"
+    train_supernet(
+        digits16, folder, settings=tiny_settings(keep_checkpoint=True), metadata={"data_seed": 0}
+    )
+    assert (folder / CHECKPOINT_FILE).is_file()
+
+
+def test_half_precision_weights_load_into_float32(tmp_path, digits16, trained):
+    folder = tmp_path / "half"
+    half = train_supernet(
+        digits16,
+        folder,
+        settings=tiny_settings(weights_dtype="float16"),
+        metadata={"data_seed": 0},
+    )
+    state = torch.load(folder / WEIGHTS_FILE, weights_only=True)
+    floats = [v for v in state.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert any(v.dtype == torch.int64 for v in state.values())  # BatchNorm batch counters
+    # The training is the same: only the file's precision differs.
+    full = (trained.folder / WEIGHTS_FILE).stat().st_size
+    assert (folder / WEIGHTS_FILE).stat().st_size < 0.55 * full
+    loaded = load_supernet(folder)
+    assert loaded.metadata["weights_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for key, value in loaded.state_dict().items():
+        expected = half.state_dict()[key].cpu()
+        if value.is_floating_point():
+            assert torch.equal(value, expected.half().float()), key
+        else:
+            assert torch.equal(value, expected), key
+    # The file's hash is recorded and checked as for full-precision weights.
+    assert loaded.weights_sha256 == half.weights_sha256
+
+
+def test_heads_learn(tmp_path, digits16_all):
+    """After a short training on digits, every exit head the supernet holds (every position
+    and pool size) classifies the validation images of the largest and of the smallest
+    subnet clearly above chance (0.1)."""
+    import copy
+
+    from optuna_nachos.supernet import largest_config, smallest_config
+    from optuna_nachos.supernet._network import head_key
+
+    torch.set_num_threads(1)
+    data = digits16_all
+    supernet = train_supernet(
+        data,
+        tmp_path / "sn",
+        settings=tiny_settings(epochs=4, batch_size=64, head_batch_fraction=1.0),
+    )
+    images = torch.stack([data.val[i][0] for i in range(len(data.val))])
+    labels = torch.tensor([int(data.val[i][1]) for i in range(len(data.val))])
+    accuracies = {}
+    for name, config in (
+        ("largest", largest_config(resolution=16)),
+        ("smallest", smallest_config(resolution=16)),
+    ):
+        probe = copy.deepcopy(supernet)
+        probe.set_active(config)
+        probe.train()  # BatchNorm on the batch's statistics: the subnet's own
+        with torch.no_grad():
+            features, _ = probe.forward_stages(images)
+            for position, feature in enumerate(features):
+                for pool in probe.head_pools("nachos", position):
+                    out = probe.heads[head_key("nachos", position, pool)](feature)
+                    correct = (out[:, :-1].argmax(dim=1) == labels).float().mean()
+                    accuracies[name, position, pool] = float(correct)
+    assert len(accuracies) == 2 * len(supernet.heads)
+    low = {key: a for key, a in accuracies.items() if a < 0.2}
+    assert not low, f"heads near chance: {low}"
