@@ -472,7 +472,7 @@ def run_search_command(args: argparse.Namespace) -> int:
 
     from optuna_nachos.data import list_datasets
     from optuna_nachos.objective import BudgetBelowSpaceError, NachosObjective
-    from optuna_nachos.results import admissible_trials, hypervolume
+    from optuna_nachos.results import admissible_trials
     from optuna_nachos.space import get_space
     from optuna_nachos.study import (
         LATENCY_METRIC_NAMES,
@@ -603,10 +603,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         return INTERRUPTED_STATUS
     front = admissible_trials(study)
     finished = finished_trials(study)
-    print(
-        f"Admissible Pareto front of study {study.study_name!r} "
-        f"({finished} finished trials, hypervolume on validation {hypervolume(study):.4f}):"
-    )
+    print(front_heading(study))
     print(format_front(front))
     if finished < args.n_trials:
         failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
@@ -626,10 +623,27 @@ def run_best_command(args: argparse.Namespace) -> int:
 
     study = _load_study(args)
     protocol = study_protocol(study)
-    if protocol.n_legacy and not args.json:
-        print(protocol.note)
+    if not args.json:
+        if protocol.n_legacy:
+            print(protocol.note)
+        print(front_heading(study))
     print(format_front(admissible_trials(study), as_json=args.json))
     return 0
+
+
+def front_heading(study: optuna.Study) -> str:
+    """The line above the admissible front, the same in ``search`` and ``best``."""
+    from optuna_nachos.results import hypervolume
+    from optuna_nachos.study import finished_trials
+
+    try:
+        volume = f", hypervolume on validation {hypervolume(study):.4f}"
+    except ValueError:  # a study without a budget and floor (not the packaged search's)
+        volume = ""
+    return (
+        f"Admissible Pareto front of study {study.study_name!r} "
+        f"({finished_trials(study)} finished trials{volume}):"
+    )
 
 
 def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:

@@ -154,3 +154,19 @@ def test_loading_an_infeasible_trial_logs_a_warning(tmp_path, nachos_log):
     assert list(deployed.thresholds) == [0.5]
     warnings = [r.getMessage() for r in nachos_log.records if r.levelno == logging.WARNING]
     assert any("trial 0 is infeasible (violates max_avg_macs)" in m for m in warnings), warnings
+
+
+def test_best_prints_the_heading_that_search_prints(tmp_path, capsys):
+    import optuna
+
+    from optuna_nachos.cli._commands import front_heading
+
+    storage = _study_with_one_trained_trial(tmp_path, {"max_avg_macs": -1.0, "min_accuracy": 0.0})
+    assert main(["best", "--storage", storage]) == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(study_name="nachos", storage=storage)
+    heading = front_heading(study)
+    assert heading.startswith("Admissible Pareto front of study 'nachos' (1 finished trials")
+    assert out.splitlines()[0] == heading
+    assert main(["best", "--storage", storage, "--json"]) == 0
+    assert "Admissible" not in capsys.readouterr().out  # JSON stays JSON
