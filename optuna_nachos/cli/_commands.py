@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from optuna_nachos._logging import LOGGER_NAME
+from optuna_nachos._units import format_amount
 from optuna_nachos.cli._format import (
     CommandError,
     HelpFormatter,
@@ -100,6 +105,12 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         "--data-root",
         default=None,
         help="folder of the dataset files (default: $NACHOS_DATA, else ./data)",
+    )
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download a missing dataset into the data root (torchvision datasets: mnist, "
+        "fashion-mnist, cifar10, cifar100, svhn, imagenette)",
     )
     parser.add_argument(
         "--n-trials",
@@ -437,12 +448,31 @@ def _check_device(device: str | None) -> None:
         raise CommandError(f"--device {device}: MPS is not available here; use --device cpu")
 
 
+@contextlib.contextmanager
+def budget_in_flags(error_type: type[Exception]) -> Iterator[None]:
+    """Reword the objective's "budget below the cheapest network" error with the
+    ``--max-avg-macs`` flag, the budget as typed and the unit suffixes."""
+    try:
+        yield
+    except error_type as error:
+        budget, cheapest = float(error.budget), float(error.cheapest)
+        line = (
+            f"--max-avg-macs {format_amount(budget)} is below the cheapest network of the space "
+            f"({format_amount(cheapest)} MACs at its first exit); raise the budget"
+        )
+        if budget < 1e3 and budget * 1e6 >= cheapest:
+            hint = f"did you mean --max-avg-macs {format_amount(budget)}M?"
+        else:
+            hint = "2.7M is 2,700,000"
+        raise CommandError(f"{line} (MAC amounts take the suffixes K, M and G: {hint})") from error
+
+
 def run_search_command(args: argparse.Namespace) -> int:
     import optuna
 
     from optuna_nachos.data import list_datasets
-    from optuna_nachos.objective import NachosObjective
-    from optuna_nachos.results import admissible_trials, hypervolume
+    from optuna_nachos.objective import BudgetBelowSpaceError, NachosObjective
+    from optuna_nachos.results import admissible_trials
     from optuna_nachos.space import get_space
     from optuna_nachos.study import (
         LATENCY_METRIC_NAMES,
@@ -503,11 +533,12 @@ def run_search_command(args: argparse.Namespace) -> int:
             )
     latency_table = _latency_settings(args)
     # The ValueErrors these raise are their documented checks of the settings the flags gave.
-    with settings_errors():
+    with settings_errors(), budget_in_flags(BudgetBelowSpaceError):
         space = get_space(args.space, min_exits=args.min_exits, resolutions=(resolution,))
         objective = NachosObjective(
             dataset=args.dataset,
             data_root=args.data_root,
+            download=args.download,
             space=space,
             max_avg_macs=args.max_avg_macs,
             min_accuracy=args.min_accuracy,
@@ -572,10 +603,7 @@ def run_search_command(args: argparse.Namespace) -> int:
         return INTERRUPTED_STATUS
     front = admissible_trials(study)
     finished = finished_trials(study)
-    print(
-        f"Admissible Pareto front of study {study.study_name!r} "
-        f"({finished} finished trials, hypervolume on validation {hypervolume(study):.4f}):"
-    )
+    print(front_heading(study))
     print(format_front(front))
     if finished < args.n_trials:
         failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
@@ -595,10 +623,27 @@ def run_best_command(args: argparse.Namespace) -> int:
 
     study = _load_study(args)
     protocol = study_protocol(study)
-    if protocol.n_legacy and not args.json:
-        print(protocol.note)
+    if not args.json:
+        if protocol.n_legacy:
+            print(protocol.note)
+        print(front_heading(study))
     print(format_front(admissible_trials(study), as_json=args.json))
     return 0
+
+
+def front_heading(study: optuna.Study) -> str:
+    """The line above the admissible front, the same in ``search`` and ``best``."""
+    from optuna_nachos.results import hypervolume
+    from optuna_nachos.study import finished_trials
+
+    try:
+        volume = f", hypervolume on validation {hypervolume(study):.4f}"
+    except ValueError:  # a study without a budget and floor (not the packaged search's)
+        volume = ""
+    return (
+        f"Admissible Pareto front of study {study.study_name!r} "
+        f"({finished_trials(study)} finished trials{volume}):"
+    )
 
 
 def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
@@ -623,6 +668,18 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Hold back the warnings of the logger ``name`` (errors still pass)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_export_command(args: argparse.Namespace) -> int:
     from optuna.artifacts.exceptions import ArtifactNotFound
 
@@ -640,8 +697,10 @@ def run_export_command(args: argparse.Namespace) -> int:
         raise CommandError(
             f"no artifacts folder {folder} (the trained networks of the search); pass --artifacts"
         )
+    violated = sorted(name for name, value in trials[0].constraints.items() if value > 0)
     try:
-        deployed = load_eenn(trials[0], artifact_store=_artifact_store(folder, create=False))
+        with _quiet(LOGGER_NAME):  # the command says it below, in its own words
+            deployed = load_eenn(trials[0], artifact_store=_artifact_store(folder, create=False))
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error).rstrip(".")) from None
     except ArtifactNotFound:
@@ -649,6 +708,13 @@ def run_export_command(args: argparse.Namespace) -> int:
             f"the network of trial {args.trial} is not in {folder}; pass the --artifacts folder "
             "of the search"
         ) from None
+    if violated:
+        print(
+            f"{PROG}: warning: trial {args.trial} is infeasible (violates "
+            f"{', '.join(violated)}): exporting it anyway; 'optuna-nachos best' lists the "
+            "admissible trials",
+            file=sys.stderr,
+        )
     metadata = {
         k: v
         for k, v in deployed.metadata.items()

@@ -39,6 +39,32 @@ def settings_errors() -> Iterator[None]:
         raise CommandError(str(error).rstrip(".")) from error
 
 
+_DATA_WORDS: tuple[tuple[str, str], ...] = (
+    (r"pass root=<folder> to load_dataset", "pass --data-root <folder>"),
+    (r"pass the folder as root or as", "pass the folder as --data-root or as"),
+    (r"name='([^']*)'", r"--dataset \1"),
+    (r"\broot\b(?=[/)]|$)", "DATA_ROOT"),
+)
+
+
+def data_error_in_flags(message: str, *, download_flag: bool) -> str:
+    """A data-layer error reworded for the command line: the data layer speaks of its
+    arguments (``root=<folder>``, ``download=True``, ``name=...``), the command of its flags
+    (``--data-root``, ``--download``, ``--dataset``).
+
+    Args:
+        message: The data layer's message.
+        download_flag: Whether the command that ran has ``--download``; without it the
+            download hint names the command that has it.
+    """
+    download = "--download" if download_flag else "'optuna-nachos search --download'"
+    message = re.sub(r"(?m)^(\s*- )download=True", r"\1pass download=True", message)
+    message = message.replace("download=True", download)
+    for pattern, replacement in _DATA_WORDS:
+        message = re.sub(pattern, replacement, message, flags=re.MULTILINE)
+    return message
+
+
 class LazyChoices:
     """The choices of a flag, read from a module when first needed: the module imports PyTorch
     or Optuna, which ``--help`` does not. Give the flag a ``metavar`` (argparse lists the

@@ -25,6 +25,7 @@ from optuna_nachos._logging import LOGGER_NAME
 from optuna_nachos._version import __version__
 from optuna_nachos.cli._benchmark import add_benchmark_parser
 from optuna_nachos.cli._commands import add_best_parser, add_export_parser, add_search_parser
+from optuna_nachos.cli._format import data_error_in_flags
 from optuna_nachos.cli._latency import add_latency_parser
 from optuna_nachos.cli._supernet import add_supernet_parser
 from optuna_nachos.cli._view import add_dashboard_parser, add_report_parser
@@ -104,10 +105,13 @@ def _debug_messages(enabled: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _error_line(error: BaseException) -> str:
-    if isinstance(error, KeyError) and error.args:  # KeyError quotes its message, as a repr
-        return str(error.args[0])
-    return str(error)
+def _error_line(error: BaseException, args: argparse.Namespace | None = None) -> str:
+    # KeyError quotes its message, as a repr.
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    if type(error).__module__.startswith("optuna_nachos.data"):
+        # The data layer words its errors for load_dataset's arguments.
+        text = data_error_in_flags(text, download_flag=hasattr(args, "download"))
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         if verbose:
             traceback.print_exc(file=sys.stderr)
-        print(f"{PROG}: error: {_error_line(error)}", file=sys.stderr)
+        print(f"{PROG}: error: {_error_line(error, args)}", file=sys.stderr)
         return USER_ERROR_STATUS
     except Exception:
         traceback.print_exc(file=sys.stderr)

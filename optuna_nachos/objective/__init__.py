@@ -1,6 +1,7 @@
 """The packaged objectives: the NACHOS search, and exits on your own backbone."""
 
+from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.objective._exits import EXPORT_ATTR, ExitObjective
 from optuna_nachos.objective._objective import NachosObjective
 
-__all__ = ["EXPORT_ATTR", "ExitObjective", "NachosObjective"]
+__all__ = ["EXPORT_ATTR", "BudgetBelowSpaceError", "ExitObjective", "NachosObjective"]

@@ -13,6 +13,7 @@ import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, ExitsConfig
+from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.record import (
     ACCURACY_ATTR,
     AVG_MACS_ATTR,
@@ -135,10 +136,7 @@ class ExitObjective:
         self.copy_backbone = copy_backbone
         floor = space.smallest_average_macs(convention=cost_convention)
         if self.max_avg_macs < floor:
-            raise ValueError(
-                f"max_avg_macs={self.max_avg_macs:,.0f} is below the cheapest network of the "
-                f"space ({floor:,} MACs at its first exit); raise the budget."
-            )
+            raise BudgetBelowSpaceError(self.max_avg_macs, floor)
 
     def sampler_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~optuna_nachos.NachosSampler` on this search."""

@@ -18,6 +18,7 @@ from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import LatencyTable, cost_profile, exit_latency, exit_macs
 from optuna_nachos.data import DatasetSplits, load_dataset
 from optuna_nachos.models import build_eenn
+from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.record import (
     ACCURACY_PER_EXIT_ATTR,
     ARTIFACT_ATTR,
@@ -157,6 +158,7 @@ class NachosObjective:
             configuration that carries its own thresholds (a space with threshold genes, as
             EDANAS) is evaluated at those thresholds, without calibration.
         data_root: Folder of the dataset files.
+        download: Fetch a missing dataset from the internet (torchvision datasets only).
         data_seed: Seed of the validation split.
         train_subset: Use only this many training images (quick searches).
         device: ``"cpu"``, ``"cuda"``, ... ; overrides ``train_config.device``.
@@ -205,6 +207,7 @@ class NachosObjective:
         train_config: TrainConfig | None = None,
         calibration: str = "search",
         data_root: str | None = None,
+        download: bool = False,
         data_seed: int = 0,
         train_subset: int | None = None,
         device: str | None = None,
@@ -276,6 +279,7 @@ class NachosObjective:
             dataset = load_dataset(
                 dataset,
                 root=data_root,
+                download=download,
                 resolution=resolutions[0],
                 seed=data_seed,
                 train_subset=train_subset,
@@ -321,10 +325,7 @@ class NachosObjective:
             self.space, num_classes=dataset.num_classes, in_channels=dataset.in_channels
         )
         if self.max_avg_macs is not None and self.max_avg_macs < floor:
-            raise ValueError(
-                f"max_avg_macs={self.max_avg_macs:,.0f} is below the cheapest network of the "
-                f"space ({floor:,} MACs at its first exit); raise the budget."
-            )
+            raise BudgetBelowSpaceError(self.max_avg_macs, floor)
 
     def _load_supernet(self, supernet: Supernet | str | os.PathLike[str]) -> Supernet:
         if not isinstance(supernet, Supernet):

@@ -24,6 +24,7 @@ from optuna_nachos.report._summary import (
     summarize,
     summary_markdown,
     table_columns,
+    tradeoffs_sentence,
 )
 
 if TYPE_CHECKING:
@@ -108,7 +109,13 @@ def _front_html(summary: StudySummary) -> str:
     return (
         table + '<p class="note">Exits: stages followed by an early exit. Exit ratios: fraction '
         "of the test samples leaving at each exit, the final one last. Thresholds: one per "
-        "early exit. Highlighted: the best trade-offs.</p>"
+        "early exit.</p>"
+        + (
+            f'<p id="tradeoffs">{html.escape(tradeoffs_sentence(summary, marked="highlighted"))}'
+            "</p>"
+            if summary.tradeoffs
+            else ""
+        )
     )
 
 
@@ -148,23 +155,6 @@ def report_html(study: optuna.Study, *, figures: Mapping[str, go.Figure] | None 
         figures = _study_figures(study)
     name = html.escape(summary.study_name)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if summary.tradeoffs:
-        tradeoffs = (
-            "<p>The knees of the admissible front (<code>optuna_nachos.high_tradeoff_trials</code>"
-            "): the trials that the others can only replace at a high price in accuracy or "
-            "average MACs.</p>"
-            + _html_table(
-                table_columns(summary.tradeoffs),
-                [
-                    row_cells(row, latency=has_latency(summary.tradeoffs))
-                    for row in summary.tradeoffs
-                ],
-                row_ids=[f"tradeoff-{row['trial']}" for row in summary.tradeoffs],
-                text_columns=(4,),
-            )
-        )
-    else:
-        tradeoffs = "<p>None yet.</p>"
     if summary.violations:
         constraints = _html_table(
             ("constraint", "violated by (complete trials)"),
@@ -197,8 +187,6 @@ def report_html(study: optuna.Study, *, figures: Mapping[str, go.Figure] | None 
 <p>{html.escape(hypervolume_sentence(summary))}</p>
 <h2 id="front">Admissible Pareto front</h2>
 {_front_html(summary)}
-<h2 id="tradeoffs">Best trade-offs</h2>
-{tradeoffs}
 <h2 id="figures">Figures</h2>
 {_figures_html(figures)}
 <h2 id="constraints">Constraints</h2>
@@ -261,8 +249,8 @@ def write_report(
     """Write the report of an EENN study.
 
     The report holds the trial counts, the hypervolume of the admissible front, the admissible
-    Pareto table (trial, accuracy, average and peak MACs, exits, exit ratios, thresholds), the
-    best trade-offs (:func:`~optuna_nachos.high_tradeoff_trials`), every figure of
+    Pareto table (trial, accuracy, average and peak MACs, exits, exit ratios, thresholds) with
+    its best trade-offs marked (:func:`~optuna_nachos.high_tradeoff_trials`), every figure of
     :func:`optuna_nachos.visualization.study_figures`, the violated constraints and the
     search settings.
 

@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from optuna_nachos._units import format_amount
 from optuna_nachos.record import (
     CONSTRAINT_NAMES,
     MAX_AVG_LATENCY,
@@ -203,20 +204,38 @@ def setting_items(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     items = []
     for key, value in settings.items():
         if isinstance(value, Mapping):
-            items.extend((f"{key}.{sub}", _text(v)) for sub, v in value.items())
+            items.extend((f"{key}.{sub}", _text(v, sub)) for sub, v in value.items())
         else:
-            items.append((key, _text(value)))
+            items.append((key, _text(value, key)))
     return items
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, key: str = "") -> str:
     if value is None:
         return "-"
+    amount = isinstance(value, int | float) and not isinstance(value, bool)
+    if amount and (key.endswith("_macs") or key == "max_params"):
+        return format_amount(value)  # as typed: 2.7M, not 2.7e+06
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, str | int | bool):
         return str(value)
     return json.dumps(value)
+
+
+def tradeoffs_sentence(summary: StudySummary, *, marked: str) -> str:
+    """One sentence naming the best trade-offs of the front (its knees), which the front
+    table marks as ``marked`` says, rather than a second table repeating its rows."""
+    if not summary.tradeoffs:
+        return ""
+    numbers = [str(row["trial"]) for row in summary.tradeoffs]
+    names = numbers[0] if len(numbers) == 1 else ", ".join(numbers[:-1]) + " and " + numbers[-1]
+    trials = "trial" if len(numbers) == 1 else "trials"
+    return (
+        f"Best trade-offs: {trials} {names} ({marked}), the knees of the front "
+        "(optuna_nachos.high_tradeoff_trials): the others can only replace them at a high "
+        "price in accuracy or average cost."
+    )
 
 
 def counts_sentence(summary: StudySummary) -> str:
@@ -278,33 +297,19 @@ def summary_markdown(summary: StudySummary, *, level: int = 2) -> str:
     blocks.append(f"{h} Admissible Pareto front")
     if summary.front:
         latency = has_latency(summary.front)
-        blocks.append(
-            markdown_table(
-                table_columns(summary.front),
-                [row_cells(r, latency=latency) for r in summary.front],
-            )
-        )
+        knees = {row["trial"] for row in summary.tradeoffs}
+        rows = [row_cells(r, latency=latency) for r in summary.front]
+        for row, cells in zip(summary.front, rows):
+            if row["trial"] in knees:
+                cells[0] += " *"
+        blocks.append(markdown_table(table_columns(summary.front), rows))
         blocks.append(
             "Exits: stages followed by an early exit. Exit ratios: fraction of the test samples "
             "leaving at each exit, the final one last. Thresholds: one per early exit."
         )
+        blocks.append(tradeoffs_sentence(summary, marked="marked * in the table"))
     else:
         blocks.append("No admissible trial yet (no completed trial satisfies every constraint).")
-    blocks.append(f"{h} Best trade-offs")
-    if summary.tradeoffs:
-        blocks.append(
-            "The knees of the admissible front (`optuna_nachos.high_tradeoff_trials`): the trials "
-            "that the others can only replace at a high price in accuracy or average MACs."
-        )
-        latency = has_latency(summary.tradeoffs)
-        blocks.append(
-            markdown_table(
-                table_columns(summary.tradeoffs),
-                [row_cells(r, latency=latency) for r in summary.tradeoffs],
-            )
-        )
-    else:
-        blocks.append("None yet.")
     blocks.append(f"{h} Constraints")
     if summary.violations:
         blocks.append(

@@ -15,11 +15,14 @@ from typing import Any
 import optuna
 import torch
 
+from optuna_nachos._logging import get_logger
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.models import EarlyExitNetwork, EarlyExitPrediction, build_eenn
 from optuna_nachos.record import ARTIFACT_ATTR
 from optuna_nachos.results._preprocess import Preprocessing
 from optuna_nachos.results._programs import PROGRAMS_DIR, load_programs, save_programs
+
+logger = get_logger(__name__)
 
 FORMAT = "optuna-nachos/eenn"
 FORMAT_VERSION = 2
@@ -410,7 +413,8 @@ def load_eenn(
         map_location: Device to put the model on.
 
     Returns:
-        The network in eval mode with its thresholds and metadata.
+        The network in eval mode with its thresholds and metadata. Loading an infeasible
+        trial (one that violates a constraint of the search) succeeds and logs a warning.
     """
     if isinstance(source, optuna.trial.FrozenTrial):
         artifact_id = source.user_attrs.get(ARTIFACT_ATTR)
@@ -421,6 +425,14 @@ def load_eenn(
             )
         if artifact_store is None:
             raise ValueError("loading from a trial needs the artifact_store the search used.")
+        violated = sorted(name for name, value in source.constraints.items() if value > 0)
+        if violated:
+            logger.warning(
+                "trial %d is infeasible (violates %s): its network misses the search's "
+                "constraints; loaded anyway.",
+                source.number,
+                ", ".join(violated),
+            )
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / BUNDLE_FILE
             optuna.artifacts.download_artifact(

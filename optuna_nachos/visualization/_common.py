@@ -195,13 +195,22 @@ def add_reference_lines(
         fig.add_hline(
             y=min_accuracy,
             line={"color": COLORS["floor"], "dash": "dot", "width": 2},
-            annotation={
-                "text": f"accuracy floor {min_accuracy:.1%}",
-                "font": {"color": COLORS["floor"]},
-            },
-            annotation_position="bottom right",
             name="min_accuracy",
         )
+        # In the right margin, at the line's height: no marker can lie under the label.
+        fig.add_annotation(
+            x=1,
+            xref="paper",
+            xanchor="left",
+            y=min_accuracy,
+            yref="y",
+            text=f"accuracy<br>floor {min_accuracy:.1%}",
+            showarrow=False,
+            align="left",
+            font={"color": COLORS["floor"]},
+            name="min_accuracy",
+        )
+        fig.update_layout(margin={"r": 110})
 
 
 def empty_figure(title: str, message: str) -> go.Figure:

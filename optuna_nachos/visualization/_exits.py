@@ -14,6 +14,7 @@ from optuna_nachos.record import (
     COST_INDEX,
     EXIT_MACS_ATTR,
     EXIT_RATIOS_ATTR,
+    reported_values,
 )
 from optuna_nachos.results import admissible_trials
 from optuna_nachos.visualization._common import (
@@ -102,7 +103,7 @@ def plot_exit_ratios(study: optuna.Study) -> go.Figure:
         fig,
         title=RATIOS_TITLE,
         barmode="stack",
-        xaxis_title="admissible trial (average MACs, cheapest first)",
+        xaxis_title="admissible trial (average MACs on the validation split, cheapest first)",
         yaxis_title="fraction of test samples leaving at the exit",
         yaxis_tickformat=".0%",
         yaxis_range=[0, 1],
@@ -114,10 +115,12 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
     """Accuracy and cost of every exit of one trained trial.
 
     Top: the test accuracy of each exit's classifier on all test samples (user attribute
-    ``accuracy_per_exit``), with the network's accuracy under early exiting as a dashed line.
-    Bottom: the MACs a sample pays when it leaves at that exit (``exit_macs``), with the
-    average MACs as a dashed line; the bars are labelled with the fraction of samples that
-    leave there (``exit_ratios``), also in the hover.
+    ``accuracy_per_exit``), with the network's test accuracy under early exiting as a dashed
+    line. Bottom: the MACs a sample pays when it leaves at that exit (``exit_macs``), with the
+    test average MACs as a dashed line; the bars are labelled with the fraction of samples
+    that leave there (``exit_ratios``), also in the hover. Every number drawn is from the test
+    split (the lines: ``test_accuracy`` and ``test_avg_macs``; the objective values for a
+    trial that lacks them).
 
     Args:
         trial: A trial trained by :class:`~optuna_nachos.NachosObjective`.
@@ -134,7 +137,8 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
         [ACCURACY_PER_EXIT_ATTR, EXIT_MACS_ATTR, EXIT_RATIOS_ATTR],
         figure="plot_exit_metrics",
     )
-    accuracy, avg_macs = require_values(trial, figure="plot_exit_metrics")
+    # The bars are test figures: so are the lines (the objective values are validation ones).
+    accuracy, avg_macs = reported_values(trial) or require_values(trial, figure="plot_exit_metrics")
     accuracies = [float(a) for a in trial.user_attrs[ACCURACY_PER_EXIT_ATTR]]
     costs = [float(m) for m in trial.user_attrs[EXIT_MACS_ATTR]]
     ratios = [float(r) for r in trial.user_attrs[EXIT_RATIOS_ATTR]]
@@ -185,7 +189,7 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
     fig.add_hline(
         y=accuracy,
         line={"dash": "dash", "color": COLORS["admissible"]},
-        annotation_text=f"with early exiting {accuracy:.1%}",
+        annotation_text=f"with early exiting {accuracy:.1%} (test)",
         annotation_position="top left",
         row=1,
         col=1,
@@ -193,7 +197,7 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
     fig.add_hline(
         y=millions(avg_macs),
         line={"dash": "dash", "color": COLORS["admissible"]},
-        annotation_text=f"average {format_macs(avg_macs)}",
+        annotation_text=f"average {format_macs(avg_macs)} (test)",
         annotation_position="top left",
         row=2,
         col=1,
@@ -201,6 +205,6 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
     base_layout(fig, title=f"Accuracy and cost per exit of trial {trial.number}")
     fig.update_yaxes(title_text="accuracy (test split)", tickformat=".0%", row=1, col=1)
     fig.update_yaxes(range=[0, min(1.15, max(*accuracies, accuracy) * 1.2 + 0.02)], row=1, col=1)
-    fig.update_yaxes(title_text="MACs per sample (millions)", row=2, col=1)
+    fig.update_yaxes(title_text="MACs per sample (millions, test split)", row=2, col=1)
     fig.update_xaxes(title_text="exit (position in the backbone)", row=2, col=1)
     return fig

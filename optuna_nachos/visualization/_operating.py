@@ -139,8 +139,8 @@ def plot_operating_curve(
     base_layout(
         fig,
         title=f"Operating curve of trial {trial.number}: accuracy vs. cost over exit thresholds",
-        xaxis_title=axis.title,
-        yaxis_title="accuracy",
+        xaxis_title=f"{axis.title}; curve: test split, star: validation split",
+        yaxis_title="accuracy (curve: test split, star: validation split)",
         yaxis_tickformat=".0%",
     )
     return fig

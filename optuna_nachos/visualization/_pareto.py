@@ -177,11 +177,19 @@ def plot_pareto_front(
         title=f"Accuracy vs. {'average latency' if axis.latency else 'average MACs'}{name}: "
         f"{len(completed)} finished trials, "
         f"{len(front)} admissible",
-        xaxis_title=axis.title,
+        xaxis_title=f"{axis.title}, validation split",
         yaxis_title=ACCURACY_TITLE,
         yaxis_tickformat=".0%",
     )
-    fig.update_xaxes(rangemode="tozero")
+    # The cost axis fits the points and the budget (not from 0, which would squeeze every
+    # point against the budget line).
+    costs = [axis.plotted(t.values[COST_INDEX]) for t in (*infeasible, *skipped, *feasible, *front)]
+    if budget is not None:
+        costs.append(axis.plotted(budget))
+    if costs:
+        low, high = min(costs), max(costs)
+        pad = max(0.06 * (high - low), 0.02 * abs(high), 1e-9)
+        fig.update_xaxes(range=[low - pad, high + pad])
     accuracies = [
         float(t.values[ACCURACY_INDEX]) for t in (*infeasible, *skipped, *feasible, *front)
     ]

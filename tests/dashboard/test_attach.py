@@ -49,8 +49,10 @@ def test_attach_lists_every_figure_and_the_note_in_the_dashboard_api(study_copy,
     front = nachos.admissible_trials(study)
     assert front, "the digits study has admissible trials"
     table_rows = [line for line in note.splitlines() if line.startswith("| ")]
+    knees = {t.number for t in nachos.high_tradeoff_trials(study)}
     for trial in front:
-        row = f"| {trial.number} | {trial.values[0]:.4f} |"
+        mark = " *" if trial.number in knees else ""  # the best trade-offs, marked
+        row = f"| {trial.number}{mark} | {trial.values[0]:.4f} |"
         assert any(line.startswith(row) for line in table_rows)
     assert f"{nachos.hypervolume(study):.4f}" in note
     assert "max_avg_macs" in note and "min_accuracy" in note  # settings and constraints

@@ -51,8 +51,30 @@ def test_the_html_report_names_every_admissible_trial_and_only_those(digits_stud
     complete = {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
     for number in complete:
         assert (f'id="trial-{number}"' in html_report) == (number in front)
-    for trial in nachos.high_tradeoff_trials(study):
-        assert f'id="tradeoff-{trial.number}"' in html_report
+    for trial in nachos.high_tradeoff_trials(study):  # highlighted in the one front table
+        assert f'<tr id="trial-{trial.number}" class="tradeoff">' in html_report
+
+
+def test_the_best_trade_offs_are_marked_in_the_front_not_repeated(digits_study, html_report):
+    knees = [t.number for t in nachos.high_tradeoff_trials(digits_study.study)]
+    assert knees
+    assert "Best trade-offs</h2>" not in html_report  # no second table of the same rows
+    for number in knees:
+        assert html_report.count(f'id="trial-{number}"') == 1
+    sentence = re.search(r'<p id="tradeoffs">(.*?)</p>', html_report).group(1)
+    assert "highlighted" in sentence and all(str(n) in sentence for n in knees)
+
+
+def test_the_settings_read_in_the_units_the_user_typed(digits_study, html_report, tmp_path):
+    from optuna_nachos._units import format_amount
+
+    budget = format_amount(digits_study.max_avg_macs)
+    assert budget == "900K"
+    assert f'<td class="text">max_avg_macs</td><td class="text">{budget}</td>' in html_report
+    assert "9e+05" not in html_report
+    text = write_report(digits_study.study, tmp_path / "r.md", format="md").read_text()
+    assert f"| max_avg_macs | `{budget}` |" in text
+    assert "## Best trade-offs" not in text and "Best trade-offs: trial" in text
 
 
 def test_the_html_report_holds_every_figure_settings_and_hypervolume(digits_study, html_report):
@@ -82,8 +104,10 @@ def test_the_markdown_report_shows_the_front_and_its_png_figures(digits_study, t
     path = write_report(study, tmp_path / "report.md", format="md")
     text = path.read_text(encoding="utf-8")
     assert text.startswith(f"# optuna-nachos report: study `{study.study_name}`")
+    knees = {t.number for t in nachos.high_tradeoff_trials(study)}
     for trial in nachos.admissible_trials(study):
-        assert f"| {trial.number} | {trial.values[0]:.4f} |" in text
+        mark = " *" if trial.number in knees else ""
+        assert f"| {trial.number}{mark} | {trial.values[0]:.4f} |" in text
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     if images:
         for image in images:

@@ -66,7 +66,13 @@ def test_exit_metrics_accuracy_and_cost_per_exit(digits_study, parts):
         assert list(cost.x) == [f"after stage {s}" for s in config.exit_stages] + ["final"]
         for ratio, text in zip(trial.user_attrs["exit_ratios"], cost.hovertext):
             assert f"{ratio:.1%} of the samples leave here" in text
-        assert parts.horizontal(fig) == pytest.approx([trial.values[0], trial.values[1] / 1e6])
+        # Test figures, as the bars: not the objective values (validation).
+        test_accuracy = trial.user_attrs["test_accuracy"]
+        test_macs = trial.user_attrs["test_avg_macs"]
+        assert parts.horizontal(fig) == pytest.approx([test_accuracy, test_macs / 1e6])
+        notes = [a.text for a in fig.layout.annotations]
+        assert f"average {test_macs / 1e6:.3f} M (test)" in notes, notes
+        assert any(n.startswith("with early exiting") and n.endswith("(test)") for n in notes)
 
 
 def test_exit_metrics_of_an_untrained_trial_says_why(digits_study):

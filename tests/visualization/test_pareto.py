@@ -50,7 +50,7 @@ def test_budget_and_floor_lines_from_the_study_settings(digits_study, parts):
     fig = plot_pareto_front(digits_study.study)
     assert parts.vertical(fig) == [pytest.approx(digits_study.max_avg_macs / 1e6)]
     assert parts.horizontal(fig) == [pytest.approx(digits_study.min_accuracy)]
-    assert fig.layout.xaxis.title.text == "average MACs per sample (millions)"
+    assert fig.layout.xaxis.title.text == "average MACs per sample (millions), validation split"
 
 
 def test_keyword_arguments_override_the_settings(digits_study, parts):
@@ -123,7 +123,7 @@ def test_latency_study_is_drawn_in_milliseconds(parts):
             )
         )
     fig = plot_pareto_front(study)
-    assert fig.layout.xaxis.title.text == "average latency per sample (ms)"
+    assert fig.layout.xaxis.title.text == "average latency per sample (ms), validation split"
     assert "latency" in fig.layout.title.text
     assert parts.vertical(fig) == [2.0]  # the latency budget, not a MAC budget
     assert "latency budget 2 ms" in parts.text(fig)
@@ -132,3 +132,20 @@ def test_latency_study_is_drawn_in_milliseconds(parts):
     assert "average latency 1.000 ms" in " ".join(front.text)
     infeasible = parts.traces(fig)["infeasible"]
     assert list(infeasible.x) == [3.0]
+
+
+def test_the_cost_axis_fits_the_points_and_the_floor_label_sits_in_the_margin(digits_study):
+    study = digits_study.study
+    fig = plot_pareto_front(study)
+    low, high = fig.layout.xaxis.range
+    xs = [x for trace in fig.data for x in trace.x]
+    budget = digits_study.max_avg_macs / 1e6
+    assert low > 0  # not from 0: the points are not squeezed against the budget line
+    assert low <= min(*xs, budget) and max(*xs, budget) <= high
+    assert high - low < 1.3 * (max(*xs, budget) - min(*xs, budget)) + 0.1
+    # The floor's label is outside the plotting area (right margin), so no marker hides it.
+    (floor_label,) = [a for a in fig.layout.annotations if "floor" in (a.text or "")]
+    assert floor_label.xref == "paper" and floor_label.x >= 1 and floor_label.xanchor == "left"
+    assert floor_label.y == pytest.approx(digits_study.min_accuracy)
+    assert "validation split" in fig.layout.xaxis.title.text
+    assert "validation split" in fig.layout.yaxis.title.text
