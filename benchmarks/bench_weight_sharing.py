@@ -19,6 +19,21 @@ JSON file under ``--out`` (default ``benchmarks/results/weight_sharing``):
   training images, 4 + 1 + 1 epochs). Reports seconds per candidate (with the evaluation's
   share, test included), the ratio, and how closely the bounded inheritance's validation
   scores follow the full one's (Kendall tau, mean absolute difference).
+- ``candidates``: the fidelity benchmark's candidates, fixed once (``candidates.json``):
+  ``--candidates`` drawn as the search draws them, plus the largest and the smallest subnet
+  with every exit.
+- ``groundtruth``: each candidate trained from scratch (``--gt-epochs`` epochs of the backbone
+  on all training images, then the exit phase, 5 + 5 epochs), scored by the objective:
+  validation accuracy at the budget with its exits and calibrated thresholds, and the
+  final-exit accuracy. One small JSON file per candidate and seed under ``groundtruth/``;
+  ``--timeout`` stops before a candidate that would not finish in time, and a later call
+  resumes (seeds 0 and 1; the second on the first ``--ceiling`` candidates: the noise
+  ceiling).
+- ``inherited``: each candidate through the objective on the supernet (bounded exit phase),
+  into ``inherited/``.
+- ``fidelity``: Kendall tau and Spearman rho (bootstrap 95 % intervals) between inherited and
+  ground-truth scores, on the objective and on the final exit, beside the ceiling (ground
+  truth seed 0 against seed 1); admissibility agreement; regret of the inherited choice.
 - ``ab``: the first and the new supernet recipe at equal training time on a subset
   (``--train-subset`` images, ``--seconds`` of training each), per-exit validation accuracies
   of the largest and smallest subnets.
@@ -27,11 +42,16 @@ Usage::
 
     python benchmarks/bench_weight_sharing.py cost [--candidates 6] [--scratch 2]
     python benchmarks/bench_weight_sharing.py ab [--train-subset 5000] [--seconds 300]
+    python benchmarks/bench_weight_sharing.py candidates [--candidates 32]
+    python benchmarks/bench_weight_sharing.py groundtruth [--timeout 2400] [--seed 0]
+    python benchmarks/bench_weight_sharing.py inherited
+    python benchmarks/bench_weight_sharing.py fidelity
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -124,6 +144,7 @@ def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def part_cost(args: argparse.Namespace) -> None:
+    args.candidates = args.candidates or 6
     from optuna_nachos import MobileNetV3Space, NachosObjective, TrainConfig
     from optuna_nachos.data import load_dataset
 
@@ -153,6 +174,19 @@ def part_cost(args: argparse.Namespace) -> None:
             exit_epochs=args.exit_epochs,
         ),
     )
+    # The same bounded exit phase, from freshly initialized heads: does inheriting the
+    # supernet's heads help a candidate, or should its heads start fresh?
+    headless = copy.deepcopy(full.supernet)
+    headless.heads = torch.nn.ModuleDict()
+    fresh = NachosObjective(
+        dataset=data,
+        max_avg_macs=BUDGET,
+        min_accuracy=FLOOR,
+        space=space,
+        supernet=headless,
+        exit_rows=args.exit_rows,
+        train_config=bounded.train_config,
+    )
     params = draw_candidates(full, args.candidates, seed=args.seed)
     record: dict[str, Any] = {
         "environment": _environment(),
@@ -169,6 +203,8 @@ def part_cost(args: argparse.Namespace) -> None:
     }
     print("bounded inheritance", flush=True)
     record["bounded"] = _run(bounded, params)
+    print("bounded, fresh heads", flush=True)
+    record["bounded_fresh_heads"] = _run(fresh, params)
     print("full inheritance", flush=True)
     record["full"] = _run(full, params)
     scratch_data = load_dataset(DATASET, resolution=RESOLUTION, seed=0, train_subset=4000)
@@ -219,6 +255,18 @@ def _cost_summary(record: dict[str, Any]) -> dict[str, Any]:
             "kendall_tau": float(tau.statistic),
             "mean_abs_difference": statistics.fmean(abs(a - b) for a, b in pairs),
             "pairs": len(pairs),
+        }
+    differences = [
+        i["val_accuracy"] - f["val_accuracy"]
+        for i, f in zip(record["bounded"], record["bounded_fresh_heads"])
+        if i["val_accuracy"] is not None and f["val_accuracy"] is not None
+    ]
+    if differences:
+        summary["inherited_minus_fresh_heads"] = {
+            "mean_points": 100 * statistics.fmean(differences),
+            "min_points": 100 * min(differences),
+            "max_points": 100 * max(differences),
+            "pairs": len(differences),
         }
     return summary
 
@@ -305,20 +353,277 @@ def part_ab(args: argparse.Namespace) -> None:
     _write(args.out / "ab.json", record)
 
 
+def _objective(*, supernet: Any, data: Any, budget: float = BUDGET, **train: Any) -> Any:
+    from optuna_nachos import MobileNetV3Space, NachosObjective, TrainConfig
+
+    options = {"exit_rows": train.pop("exit_rows")} if "exit_rows" in train else {}
+    return NachosObjective(
+        dataset=data,
+        max_avg_macs=budget,
+        min_accuracy=FLOOR,
+        space=MobileNetV3Space(resolutions=(RESOLUTION,)),
+        supernet=supernet,
+        train_config=TrainConfig(device="cpu", progress=False, **train),
+        **options,
+    )
+
+
+_UNBOUNDED = 1e12
+"""The budget of the largest and smallest subnets, scored on their final exits only (their
+first exits may cost more than the search's budget)."""
+
+
+def _budget(entry: dict[str, Any]) -> float:
+    return _UNBOUNDED if entry["name"] in ("largest", "smallest") else BUDGET
+
+
+def _extreme_params(space: Any, which: str) -> dict[str, Any]:
+    """Parameters of the largest or the smallest subnet with every early exit."""
+    pick = max if which == "largest" else min
+    params = {}
+    for name, distribution in space.distributions().items():
+        choices = distribution.choices
+        params[name] = True if name.startswith("exit_after") else pick(choices)
+    return params
+
+
+def part_candidates(args: argparse.Namespace) -> None:
+    from optuna_nachos.data import load_dataset
+
+    args.candidates = args.candidates or 32
+    path = args.out / "candidates.json"
+    if path.exists():
+        print(f"{path} exists: the candidates are fixed once")
+        return
+    data = load_dataset(DATASET, resolution=RESOLUTION, seed=0, train_subset=1000)
+    objective = _objective(supernet=None, data=data)
+    drawn = draw_candidates(objective, args.candidates, seed=args.seed)
+    entries = [{"name": f"c{i:02d}", "params": p} for i, p in enumerate(drawn)]
+    for which in ("largest", "smallest"):
+        entries.append({"name": which, "params": _extreme_params(objective.space, which)})
+    _write(path, {"budget": BUDGET, "floor": FLOOR, "draw_seed": args.seed, "candidates": entries})
+
+
+def _candidates(args: argparse.Namespace) -> list[dict[str, Any]]:
+    path = args.out / "candidates.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run the part 'candidates' first")
+    return json.loads(path.read_text())["candidates"]
+
+
+def _score(objective: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """One candidate through ``objective``: the objective's figures and the final exit's."""
+    from optuna_nachos.record import ACCURACY_PER_EXIT_ATTR, TIMINGS_ATTR
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.enqueue_trial(params)
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[-1]
+    attrs = trial.user_attrs
+    return {
+        "state": trial.state.name,
+        "seconds": time.perf_counter() - started,
+        "val_accuracy": None if trial.values is None else trial.values[0],
+        "val_avg_macs": None if trial.values is None else trial.values[1],
+        "admissible": bool(trial.constraints) and all(v <= 0 for v in trial.constraints),
+        "final_test_accuracy": (attrs.get(ACCURACY_PER_EXIT_ATTR) or [None])[-1],
+        "test_accuracy": attrs.get("test_accuracy"),
+        "test_exit_accuracies": attrs.get(ACCURACY_PER_EXIT_ATTR),
+        "skip_reason": attrs.get("skip_reason"),
+        "timings": attrs.get(TIMINGS_ATTR),
+    }
+
+
+def _run_parts(
+    args: argparse.Namespace, folder: Path, jobs: list[tuple[str, Any]], estimate: float
+) -> None:
+    """Run ``jobs`` (file name, callable giving a record) whose file is missing, stopping
+    before one that would not finish within ``args.timeout`` seconds."""
+    started = time.perf_counter()
+    durations: list[float] = []
+    for name, job in jobs:
+        path = folder / f"{name}.json"
+        if path.exists():
+            continue
+        expected = max(durations) if durations else estimate
+        if args.timeout and time.perf_counter() - started + expected > args.timeout:
+            print(f"stopping before {name}: the time limit would pass (run again to resume)")
+            return
+        began = time.perf_counter()
+        record = job()
+        durations.append(time.perf_counter() - began)
+        _write(path, {"environment": _environment(), **record})
+    print("all done")
+
+
+def part_groundtruth(args: argparse.Namespace) -> None:
+    from optuna_nachos.data import load_dataset
+
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_dataset(DATASET, resolution=RESOLUTION, seed=0)
+    candidates = _candidates(args)
+    jobs = []
+    for seed, count in ((0, len(candidates)), (1, args.ceiling)):
+        train = {
+            "backbone_epochs": args.gt_epochs,
+            "lr": args.gt_lr,
+            "batch_size": 128,
+            "seed": seed,
+        }
+        for entry in candidates[:count]:
+
+            def job(entry: dict[str, Any] = entry, train: dict[str, Any] = train) -> dict:
+                objective = _objective(supernet=None, data=data, **train)
+                return {
+                    "candidate": entry["name"],
+                    "train": train,
+                    **_score(objective, entry["params"]),
+                }
+
+            jobs.append((f"{entry['name']}_seed{seed}", job))
+    _run_parts(args, args.out / "groundtruth", jobs, estimate=900.0)
+
+
+def part_inherited(args: argparse.Namespace) -> None:
+    from optuna_nachos.data import load_dataset
+
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_dataset(DATASET, resolution=RESOLUTION, seed=0)
+    train = {
+        "warmup_epochs": args.exit_epochs,
+        "exit_epochs": args.exit_epochs,
+        "exit_rows": args.exit_rows,
+    }
+    objectives = {
+        budget: _objective(supernet=args.supernet, data=data, budget=budget, **dict(train))
+        for budget in (BUDGET, _UNBOUNDED)
+    }
+    jobs = [
+        (
+            entry["name"],
+            lambda entry=entry: {
+                "candidate": entry["name"],
+                "train": train,
+                "budget": _budget(entry),
+                **_score(objectives[_budget(entry)], entry["params"]),
+            },
+        )
+        for entry in _candidates(args)
+    ]
+    _run_parts(args, args.out / "inherited", jobs, estimate=60.0)
+
+
+def _bootstrap(x: list[float], y: list[float], statistic: Any, *, seed: int = 0) -> list[float]:
+    generator = torch.Generator().manual_seed(seed)
+    values = []
+    n = len(x)
+    for _ in range(2000):
+        index = torch.randint(n, (n,), generator=generator).tolist()
+        value = statistic([x[i] for i in index], [y[i] for i in index]).statistic
+        if value == value:  # not NaN (a resample with no spread)
+            values.append(float(value))
+    values.sort()
+    return [values[int(0.025 * len(values))], values[int(0.975 * len(values)) - 1]]
+
+
+def _agreement(pairs: list[tuple[float, float]]) -> dict[str, Any]:
+    x, y = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {
+        "n": len(pairs),
+        "kendall_tau": float(stats.kendalltau(x, y).statistic),
+        "kendall_tau_95ci": _bootstrap(x, y, stats.kendalltau),
+        "spearman_rho": float(stats.spearmanr(x, y).statistic),
+        "spearman_rho_95ci": _bootstrap(x, y, stats.spearmanr),
+    }
+
+
+def part_fidelity(args: argparse.Namespace) -> None:
+    def load(folder: str, suffix: str = "") -> dict[str, dict[str, Any]]:
+        found = {}
+        for path in sorted((args.out / folder).glob(f"*{suffix}.json")):
+            record = json.loads(path.read_text())
+            found[record["candidate"]] = record
+        return found
+
+    inherited = load("inherited")
+    truth = load("groundtruth", "_seed0")
+    second = load("groundtruth", "_seed1")
+    names = [e["name"] for e in _candidates(args)]
+    searched = [n for n in names if n.startswith("c")]
+    record: dict[str, Any] = {"environment": _environment(), "complete": {}}
+    record["complete"] = {
+        "inherited": len(inherited),
+        "groundtruth_seed0": len(truth),
+        "groundtruth_seed1": len(second),
+        "candidates": len(names),
+    }
+
+    def pairs(a: dict, b: dict, key: str, among: list[str]) -> list[tuple[float, float]]:
+        return [
+            (a[n][key], b[n][key])
+            for n in among
+            if n in a and n in b and a[n][key] is not None and b[n][key] is not None
+        ]
+
+    for key, among in (("val_accuracy", searched), ("final_test_accuracy", names)):
+        entry = {}
+        inherited_pairs = pairs(inherited, truth, key, among)
+        if len(inherited_pairs) >= 5:
+            entry["inherited_vs_truth"] = _agreement(inherited_pairs)
+        ceiling_pairs = pairs(second, truth, key, among)
+        if len(ceiling_pairs) >= 5:
+            entry["ceiling_seed1_vs_seed0"] = _agreement(ceiling_pairs)
+        record[key] = entry
+    both = [n for n in searched if n in inherited and n in truth]
+    if both:
+        agree = [inherited[n]["admissible"] == truth[n]["admissible"] for n in both]
+        record["admissibility_agreement"] = sum(agree) / len(agree)
+        admissible = [n for n in both if inherited[n]["admissible"]]
+        truly = [n for n in both if truth[n]["admissible"]]
+        if admissible and truly:
+            chosen = max(admissible, key=lambda n: inherited[n]["val_accuracy"])
+            best = max(truly, key=lambda n: truth[n]["val_accuracy"])
+            record["regret"] = {
+                "chosen": chosen,
+                "best": best,
+                "points": 100 * (truth[best]["val_accuracy"] - truth[chosen]["val_accuracy"]),
+                "chosen_truly_admissible": truth[chosen]["admissible"],
+            }
+    _write(args.out / "fidelity.json", record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["cost", "ab"])
+    parser.add_argument(
+        "part", choices=["cost", "ab", "candidates", "groundtruth", "inherited", "fidelity"]
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--supernet", default=str(OUT / "supernet"))
-    parser.add_argument("--candidates", type=int, default=6)
+    parser.add_argument("--candidates", type=int, default=None)
     parser.add_argument("--scratch", type=int, default=2)
     parser.add_argument("--exit-rows", type=int, default=4096)
     parser.add_argument("--exit-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-subset", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=2400.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gt-epochs", type=int, default=3)
+    parser.add_argument("--gt-lr", type=float, default=0.05)
+    parser.add_argument("--ceiling", type=int, default=16)
     args = parser.parse_args()
-    {"cost": part_cost, "ab": part_ab}[args.part](args)
+    parts = {
+        "cost": part_cost,
+        "ab": part_ab,
+        "candidates": part_candidates,
+        "groundtruth": part_groundtruth,
+        "inherited": part_inherited,
+        "fidelity": part_fidelity,
+    }
+    parts[args.part](args)
 
 
 if __name__ == "__main__":
