@@ -122,11 +122,11 @@ def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for values in params:
         study.enqueue_trial(values)
     rows = []
-    for _ in params:
+    for index in range(len(params)):
         started = time.perf_counter()
         study.optimize(objective, n_trials=1)
         seconds = time.perf_counter() - started
-        trial = study.trials[-1]
+        trial = study.trials[index]  # the enqueued trials run in order
         rows.append(
             {
                 "number": trial.number,
