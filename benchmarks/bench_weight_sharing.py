@@ -136,7 +136,7 @@ def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "val_accuracy": None if trial.values is None else trial.values[0],
                 "val_avg_macs": None if trial.values is None else trial.values[1],
                 "test_accuracy": trial.user_attrs.get("test_accuracy"),
-                "feasible": all(v <= 0 for v in trial.constraints) if trial.constraints else None,
+                "feasible": all(v <= 0 for v in trial.constraints.values()) if trial.constraints else None,
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -426,7 +426,7 @@ def _score(objective: Any, params: dict[str, Any]) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "val_accuracy": None if trial.values is None else trial.values[0],
         "val_avg_macs": None if trial.values is None else trial.values[1],
-        "admissible": bool(trial.constraints) and all(v <= 0 for v in trial.constraints),
+        "admissible": bool(trial.constraints) and all(v <= 0 for v in trial.constraints.values()),
         "final_test_accuracy": (attrs.get(ACCURACY_PER_EXIT_ATTR) or [None])[-1],
         "test_accuracy": attrs.get("test_accuracy"),
         "test_exit_accuracies": attrs.get(ACCURACY_PER_EXIT_ATTR),
