@@ -115,6 +115,11 @@ def draw_candidates(objective: Any, count: int, *, seed: int) -> list[dict[str, 
     return drawn
 
 
+def _admissible(trial: Any) -> bool:
+    constraints = trial.constraints or {}
+    return bool(constraints) and all(value <= 0 for value in constraints.values())
+
+
 def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from optuna_nachos.record import TIMINGS_ATTR
 
@@ -136,7 +141,7 @@ def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "val_accuracy": None if trial.values is None else trial.values[0],
                 "val_avg_macs": None if trial.values is None else trial.values[1],
                 "test_accuracy": trial.user_attrs.get("test_accuracy"),
-                "feasible": all(v <= 0 for v in trial.constraints.values()) if trial.constraints else None,
+                "feasible": _admissible(trial),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -426,7 +431,7 @@ def _score(objective: Any, params: dict[str, Any]) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "val_accuracy": None if trial.values is None else trial.values[0],
         "val_avg_macs": None if trial.values is None else trial.values[1],
-        "admissible": bool(trial.constraints) and all(v <= 0 for v in trial.constraints.values()),
+        "admissible": _admissible(trial),
         "final_test_accuracy": (attrs.get(ACCURACY_PER_EXIT_ATTR) or [None])[-1],
         "test_accuracy": attrs.get("test_accuracy"),
         "test_exit_accuracies": attrs.get(ACCURACY_PER_EXIT_ATTR),
