@@ -22,11 +22,14 @@ from optuna_nachos.supernet._extract import extract
 from optuna_nachos.supernet._io import (
     CHECKPOINT_FILE,
     FORMAT_VERSION,
+    METADATA_FILE,
     WEIGHTS_FILE,
     SupernetError,
     atomic_write_bytes,
     file_sha256,
+    load_supernet,
     package_versions,
+    read_metadata,
     space_metadata,
     weights_state,
     write_metadata,
@@ -245,8 +248,9 @@ def _check_resumable(checkpoint: dict[str, Any], expected: dict[str, Any], folde
     differences = [key for key in _RESUME_KEYS if recorded.get(key) != expected.get(key)]
     if differences:
         raise SupernetError(
-            f"{folder / CHECKPOINT_FILE} was written with other {', '.join(differences)}; "
-            f"resume with the same settings and data, or write to another folder."
+            f"{folder} holds a supernet of other {', '.join(differences)}; resume with the "
+            f"same settings and data, or write to another folder (or restart: resume=False, "
+            f"--restart)."
         )
 
 
@@ -314,6 +318,12 @@ def train_supernet(
     if resume and checkpoint_path.is_file():
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         _check_resumable(checkpoint, expected, folder)
+    elif resume and (folder / WEIGHTS_FILE).is_file() and (folder / METADATA_FILE).is_file():
+        # A finished run (its checkpoint removed): nothing to train with the same settings
+        # and data; anything else would overwrite it.
+        _check_resumable({"metadata": read_metadata(folder)}, expected, folder)
+        _logger.info("The supernet in %s is already trained.", folder)
+        return load_supernet(folder, device=device)
 
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):

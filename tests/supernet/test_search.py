@@ -168,6 +168,7 @@ def test_cli_supernet_train_writes_a_loadable_folder(tmp_path, capsys):
         "--device",
         "cpu",
         "--no-progress",
+        "--json",
     ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
