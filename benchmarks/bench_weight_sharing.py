@@ -150,48 +150,23 @@ def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def part_cost(args: argparse.Namespace) -> None:
     args.candidates = args.candidates or 6
-    from optuna_nachos import MobileNetV3Space, NachosObjective, TrainConfig
     from optuna_nachos.data import load_dataset
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = MobileNetV3Space(resolutions=(RESOLUTION,))
     data = load_dataset(DATASET, resolution=RESOLUTION, seed=0)
-    full = NachosObjective(
-        dataset=data,
-        max_avg_macs=BUDGET,
-        min_accuracy=FLOOR,
-        space=space,
-        supernet=args.supernet,
-        train_config=TrainConfig(device="cpu", progress=False),
-    )
-    bounded = NachosObjective(
-        dataset=data,
-        max_avg_macs=BUDGET,
-        min_accuracy=FLOOR,
-        space=space,
-        supernet=full.supernet,
-        exit_rows=args.exit_rows,
-        train_config=TrainConfig(
-            device="cpu",
-            progress=False,
-            warmup_epochs=args.exit_epochs,
-            exit_epochs=args.exit_epochs,
-        ),
-    )
+    full = _objective(supernet=args.supernet, data=data)
+    bounded_phase = {
+        "warmup_epochs": args.exit_epochs,
+        "exit_epochs": args.exit_epochs,
+        "exit_rows": args.exit_rows,
+    }
+    bounded = _objective(supernet=full.supernet, data=data, **bounded_phase)
     # The same bounded exit phase, from freshly initialized heads: does inheriting the
     # supernet's heads help a candidate, or should its heads start fresh?
     headless = copy.deepcopy(full.supernet)
     headless.heads = torch.nn.ModuleDict()
-    fresh = NachosObjective(
-        dataset=data,
-        max_avg_macs=BUDGET,
-        min_accuracy=FLOOR,
-        space=space,
-        supernet=headless,
-        exit_rows=args.exit_rows,
-        train_config=bounded.train_config,
-    )
+    fresh = _objective(supernet=headless, data=data, **bounded_phase)
     params = draw_candidates(full, args.candidates, seed=args.seed)
     record: dict[str, Any] = {
         "environment": _environment(),
@@ -213,19 +188,13 @@ def part_cost(args: argparse.Namespace) -> None:
     print("full inheritance", flush=True)
     record["full"] = _run(full, params)
     scratch_data = load_dataset(DATASET, resolution=RESOLUTION, seed=0, train_subset=4000)
-    scratch = NachosObjective(
-        dataset=scratch_data,
-        max_avg_macs=BUDGET,
-        min_accuracy=FLOOR,
-        space=space,
-        train_config=TrainConfig(
-            device="cpu",
-            progress=False,
-            backbone_epochs=4,
-            warmup_epochs=1,
-            exit_epochs=1,
-            batch_size=128,
-        ),
+    scratch = _objective(
+        supernet=None,
+        data=scratch_data,
+        backbone_epochs=4,
+        warmup_epochs=1,
+        exit_epochs=1,
+        batch_size=128,
     )
     print("from scratch", flush=True)
     record["scratch"] = _run(scratch, params[: args.scratch])

@@ -18,6 +18,7 @@ from optuna_nachos.cli._format import (
     HelpFormatter,
     LazyChoices,
     format_front,
+    logger_level,
     non_negative_int,
     parse_count,
     parse_fraction,
@@ -668,18 +669,6 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Hold back the warnings of the logger ``name`` (errors still pass)."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def run_export_command(args: argparse.Namespace) -> int:
     from optuna.artifacts.exceptions import ArtifactNotFound
 
@@ -699,7 +688,8 @@ def run_export_command(args: argparse.Namespace) -> int:
         )
     violated = sorted(name for name, value in trials[0].constraints.items() if value > 0)
     try:
-        with _quiet(LOGGER_NAME):  # the command says it below, in its own words
+        # The command says it below, in its own words: the library's warning is held back.
+        with logger_level(LOGGER_NAME, logging.ERROR):
             deployed = load_eenn(trials[0], artifact_store=_artifact_store(folder, create=False))
     except (ValueError, FileNotFoundError) as error:
         raise CommandError(str(error).rstrip(".")) from None

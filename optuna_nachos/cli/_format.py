@@ -97,6 +97,18 @@ class LazyChoices:
         return len(self._names())
 
 
+@contextlib.contextmanager
+def logger_level(name: str, level: int) -> Iterator[None]:
+    """Set the level of the logger ``name`` while a block runs, then restore it."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Help that shows every option's default: ``(default: X)`` after the help text, unless
     the text already names the default (options whose default is "none" or is computed say so

@@ -25,7 +25,7 @@ from optuna_nachos._logging import LOGGER_NAME
 from optuna_nachos._version import __version__
 from optuna_nachos.cli._benchmark import add_benchmark_parser
 from optuna_nachos.cli._commands import add_best_parser, add_export_parser, add_search_parser
-from optuna_nachos.cli._format import data_error_in_flags
+from optuna_nachos.cli._format import data_error_in_flags, logger_level
 from optuna_nachos.cli._latency import add_latency_parser
 from optuna_nachos.cli._supernet import add_supernet_parser
 from optuna_nachos.cli._view import add_dashboard_parser, add_report_parser
@@ -96,13 +96,8 @@ def _debug_messages(enabled: bool) -> Iterator[None]:
         return
     import optuna  # noqa: F401  (sets up Optuna's handler, which prints the messages)
 
-    logger = logging.getLogger(LOGGER_NAME)
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
+    with logger_level(LOGGER_NAME, logging.DEBUG):
         yield
-    finally:
-        logger.setLevel(level)
 
 
 def _error_line(error: BaseException, args: argparse.Namespace | None = None) -> str:
