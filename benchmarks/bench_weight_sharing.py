@@ -449,10 +449,13 @@ def part_groundtruth(args: argparse.Namespace) -> None:
         for entry in candidates[:count]:
 
             def job(entry: dict[str, Any] = entry, train: dict[str, Any] = train) -> dict:
-                objective = _objective(supernet=None, data=data, **train)
+                objective = _objective(
+                    supernet=None, data=data, budget=_budget(entry), **train
+                )
                 return {
                     "candidate": entry["name"],
                     "train": train,
+                    "budget": _budget(entry),
                     **_score(objective, entry["params"]),
                 }
 
