@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,7 +44,9 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train (or resume training) a supernet into a folder",
         description="Train a supernet with the sandwich rule and in-place distillation; a "
-        "checkpoint is written every epoch and the same command resumes a killed run.",
+        "checkpoint is written every epoch and the same command resumes a killed run. Under "
+        "torchrun (torchrun --nproc_per_node N -m optuna_nachos.cli supernet train ...) the N "
+        "processes train it together, --batch-size being the global batch.",
         formatter_class=HelpFormatter,
     )
     train.add_argument("--dataset", required=True, help="dataset name, e.g. fashion-mnist")
@@ -68,7 +71,10 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
         "--epochs", type=positive_int, default=None, help="passes over the data (default: 3)"
     )
     train.add_argument(
-        "--batch-size", type=positive_int, default=None, help="images per step (default: 512)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="images per step, over all processes under torchrun (default: 512)",
     )
     train.add_argument(
         "--lr", type=float, default=None, help="peak learning rate of the backbone (default: 0.1)"
@@ -121,7 +127,18 @@ def add_supernet_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: none, a new supernet)",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the training randomness")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda, cuda:1, ...; under torchrun auto or cuda: the GPU of each "
+        "process's LOCAL_RANK",
+    )
+    train.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="under torchrun on GPUs, normalize over the global batch (SyncBatchNorm) instead "
+        "of each process's share",
+    )
     train.add_argument(
         "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)"
     )
@@ -160,6 +177,7 @@ def run_supernet_train(args: argparse.Namespace) -> int:
             keep_checkpoint=args.keep_checkpoint,
             weights_dtype="float16" if args.half else "float32",
             device=args.device,
+            sync_batchnorm=args.sync_batchnorm,
             seed=args.seed,
             progress=False if args.no_progress else None,
         )
@@ -185,8 +203,17 @@ def run_supernet_train(args: argparse.Namespace) -> int:
                 "ofa_checkpoint": args.ofa_checkpoint,
             },
         )
-    print(format_supernet_summary(supernet.metadata, folder=args.out, as_json=args.json))
+    if _rank() == 0:  # under torchrun, rank 0 speaks for all processes
+        print(format_supernet_summary(supernet.metadata, folder=args.out, as_json=args.json))
     return 0
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 without it)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 @contextlib.contextmanager

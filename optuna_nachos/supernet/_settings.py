@@ -32,9 +32,13 @@ class SupernetSettings:
 
     Args:
         epochs: Passes over the training split.
-        batch_size: Images per step (every subnet of the step sees the same batch).
+        batch_size: Images per step (every subnet of the step sees the same batch). Under
+            ``torchrun`` this is the global batch: each of the N processes takes
+            ``batch_size / N`` images of it (a multiple of N is needed), so a run on N
+            processes follows the same schedule as on one.
         lr: Peak SGD learning rate of the backbone, reached after the warm-up, then cosine
-            decay to 0 (stepped per batch). Scale it with ``batch_size``.
+            decay to 0 (stepped per batch); the learning rate of the global batch. Scale it
+            with ``batch_size``.
         momentum: SGD momentum (Nesterov).
         weight_decay: SGD weight decay, applied to convolution and linear weights only.
         warmup_epochs: Epochs (a fraction is allowed) of linear learning-rate warm-up from 0,
@@ -70,6 +74,11 @@ class SupernetSettings:
             ``supernet.pt`` (half precision halves the file; the weights are read back into
             ``float32``).
         amp: Mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU.
+        sync_batchnorm: Under ``torchrun``, normalize over the global batch
+            (:class:`torch.nn.SyncBatchNorm`, CUDA only) instead of each process's share of
+            it (the default, as DDP does: cheaper, and the same as one process when each
+            share is large; an extracted candidate recalibrates its statistics anyway).
+            Ignored in a single process.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
         seed: Seed of the initial weights, the subnet sampling, the shuffling and the
             augmentation; the same seed gives the same supernet on the CPU.
@@ -98,6 +107,7 @@ class SupernetSettings:
     keep_checkpoint: bool = False
     weights_dtype: str = "float32"
     amp: bool = True
+    sync_batchnorm: bool = False
     device: str = "auto"
     seed: int = 0
     progress: bool | None = None
@@ -140,7 +150,13 @@ class SupernetSettings:
             )
         if self.momentum >= 1:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}.")
-        for name in ("distillation", "amp", "zero_init_residual", "keep_checkpoint"):
+        for name in (
+            "distillation",
+            "amp",
+            "zero_init_residual",
+            "keep_checkpoint",
+            "sync_batchnorm",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}.")
         if self.progress is not None and not isinstance(self.progress, bool):

@@ -13,11 +13,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import EXIT_STAGES
+from optuna_nachos.supernet._distributed import (
+    Processes,
+    convert_sync_batchnorm,
+    plain_batchnorm,
+    processes,
+    revert_sync_batchnorm,
+)
+from optuna_nachos.supernet._distributed import steps_per_epoch as _steps_per_epoch
 from optuna_nachos.supernet._extract import extract
 from optuna_nachos.supernet._io import (
     CHECKPOINT_FILE,
@@ -41,7 +49,7 @@ from optuna_nachos.supernet._network import (
     smallest_config,
 )
 from optuna_nachos.supernet._settings import SupernetSettings
-from optuna_nachos.train import resolve_device, show_progress
+from optuna_nachos.train import show_progress
 
 _logger = get_logger(__name__)
 
@@ -243,14 +251,68 @@ def _metadata(
     }
 
 
+def _comparable(settings: Any) -> Any:
+    """Recorded settings with the defaults of settings added since filled in, so that a
+    folder written before a new setting existed still resumes."""
+    try:
+        return SupernetSettings.from_dict(settings).to_dict()
+    except (TypeError, ValueError):
+        return settings
+
+
 def _check_resumable(checkpoint: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
     recorded = checkpoint["metadata"]
-    differences = [key for key in _RESUME_KEYS if recorded.get(key) != expected.get(key)]
+    differences = [
+        key
+        for key in _RESUME_KEYS
+        if (_comparable(recorded.get(key)) if key == "settings" else recorded.get(key))
+        != expected.get(key)
+    ]
     if differences:
         raise SupernetError(
             f"{folder} holds a supernet of other {', '.join(differences)}; resume with the "
             f"same settings and data, or write to another folder (or restart: resume=False, "
             f"--restart)."
+        )
+
+
+def _read_folder(
+    folder: Path, expected: dict[str, Any], *, resume: bool, device: torch.device
+) -> tuple[dict[str, Any] | None, Supernet | None]:
+    """What ``folder`` holds to start from: a checkpoint to resume, or a finished supernet
+    of the same settings and data (then nothing is trained). Creates the folder."""
+    if folder.exists() and not folder.is_dir():
+        raise SupernetError(f"{folder} is a file; the supernet needs a folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = folder / CHECKPOINT_FILE
+    if resume and checkpoint_path.is_file():
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        _check_resumable(checkpoint, expected, folder)
+        return checkpoint, None
+    if resume and (folder / WEIGHTS_FILE).is_file() and (folder / METADATA_FILE).is_file():
+        # A finished run (its checkpoint removed): nothing to train with the same settings
+        # and data; anything else would overwrite it.
+        _check_resumable({"metadata": read_metadata(folder)}, expected, folder)
+        _logger.info("The supernet in %s is already trained.", folder)
+        return None, load_supernet(folder, device=device)
+    return None, None
+
+
+def _check_processes(settings: SupernetSettings, run: Processes) -> None:
+    if not run.distributed:
+        return
+    if settings.batch_size % run.world_size:
+        multiple = -(-settings.batch_size // run.world_size) * run.world_size
+        raise SupernetError(
+            f"batch_size {settings.batch_size} is the global batch of a step and must be a "
+            f"multiple of the {run.world_size} processes (each takes an equal share); use "
+            f"e.g. {multiple}."
+        )
+    if settings.sync_batchnorm and run.device.type != "cuda":
+        raise SupernetError(
+            "sync_batchnorm needs CUDA devices (torch.nn.SyncBatchNorm synchronizes GPU "
+            "tensors only); on the CPU leave it off: each process then normalizes over its "
+            "own share of the batch."
         )
 
 
@@ -279,27 +341,41 @@ def train_supernet(
     software versions, per-epoch losses and accuracies) and, at the end, ``supernet.pt``
     (the weights; loadable with ``weights_only=True``).
 
+    Started by ``torchrun --nproc_per_node N`` (or inside a process group), the N processes
+    train together: the same subnets every step on each process's shard of the data
+    (:class:`~torch.utils.data.DistributedSampler`), ``settings.batch_size`` being the global
+    batch, gradients averaged over the processes (one all-reduce per step), BatchNorm per
+    process unless ``settings.sync_batchnorm``. Rank 0 alone reads and writes ``out``,
+    validates after each epoch and logs; every process returns the same supernet. A killed
+    run resumes on the same number of processes exactly as an uninterrupted one would have
+    continued, and on another number (with ``batch_size`` a multiple of it) with the same
+    weights, optimizer states, schedule and subnet draws, only the data order of the
+    remaining epochs changing.
+
     Args:
         data: Dataset splits (:func:`~optuna_nachos.data.load_dataset`); ``train`` is
             trained on (with its augmentation), ``val`` scored.
         out: Output folder (created).
         settings: Training settings; :class:`SupernetSettings` defaults when ``None``.
         supernet: Start from these weights (e.g. imported OFA weights) instead of a new
-            supernet.
+            supernet (rank 0's, under ``torchrun``).
         resume: Continue from ``out``'s checkpoint when there is one.
         metadata: Extra JSON values recorded in the metadata (e.g. the data seed).
         time_limit: Seconds after which training stops: the epoch running when the time
             runs out finishes and writes its checkpoint, then the call returns. The supernet
             is then unfinished (``supernet.metadata["complete"]`` is false,
             ``metadata["epochs_done"]`` says how far it got, ``supernet.pt`` is not written);
-            calling again resumes it. ``None``: no limit.
+            calling again resumes it. ``None``: no limit. Rank 0's clock decides.
 
     Returns:
         The trained supernet (unfinished if ``time_limit`` stopped it), in eval mode, with its
         metadata.
 
     Raises:
-        SupernetError: If ``out`` holds a checkpoint of other settings or data.
+        SupernetError: If ``out`` holds a checkpoint of other settings or data, or the
+            processes cannot train together (a batch size that is not a multiple of their
+            number, synchronized BatchNorm on the CPU, an incomplete ``torchrun``
+            environment).
         ValueError: If ``time_limit`` is not positive.
     """
     started_at = time.perf_counter()
@@ -307,23 +383,46 @@ def train_supernet(
         raise ValueError(f"time_limit must be positive seconds (or None), got {time_limit!r}.")
     settings = settings or SupernetSettings()
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise SupernetError(f"{folder} is a file; the supernet needs a folder.")
-    folder.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(settings.device)
+    with processes(settings.device) as run:
+        _check_processes(settings, run)
+        return _train(
+            data,
+            folder,
+            settings=settings,
+            supernet=supernet,
+            resume=resume,
+            metadata=metadata,
+            time_limit=time_limit,
+            started_at=started_at,
+            run=run,
+        )
+
+
+def _train(
+    data: Any,
+    folder: Path,
+    *,
+    settings: SupernetSettings,
+    supernet: Supernet | None,
+    resume: bool,
+    metadata: dict[str, Any] | None,
+    time_limit: float | None,
+    started_at: float,
+    run: Processes,
+) -> Supernet:
+    device = run.device
+    log = _logger.info if run.main else _quiet
     extra = dict(metadata or {})
     expected = _metadata(data, settings, history=[], epochs_done=0, extra=extra)
     checkpoint_path = folder / CHECKPOINT_FILE
-    checkpoint = None
-    if resume and checkpoint_path.is_file():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        _check_resumable(checkpoint, expected, folder)
-    elif resume and (folder / WEIGHTS_FILE).is_file() and (folder / METADATA_FILE).is_file():
-        # A finished run (its checkpoint removed): nothing to train with the same settings
-        # and data; anything else would overwrite it.
-        _check_resumable({"metadata": read_metadata(folder)}, expected, folder)
-        _logger.info("The supernet in %s is already trained.", folder)
-        return load_supernet(folder, device=device)
+    # Rank 0 alone reads the folder (no shared file system is needed) and hands over what
+    # it holds; a finished supernet goes over on the CPU.
+    read_on = torch.device("cpu") if run.distributed else device
+    checkpoint, finished = run.from_main(
+        lambda: _read_folder(folder, expected, resume=resume, device=read_on)
+    )
+    if finished is not None:
+        return finished.to(device)
 
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):
@@ -338,12 +437,17 @@ def train_supernet(
             if settings.zero_init_residual:
                 zero_init_residual(supernet)
         supernet.to(device, memory_format=torch.channels_last)
-        steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
+        synced = run.distributed and settings.sync_batchnorm
+        if synced:
+            convert_sync_batchnorm(supernet)
+        world = run.world_size
+        steps_per_epoch = _steps_per_epoch(len(data.train), settings.batch_size, world)
         optimizers, schedulers = build_optimizers(
             supernet, settings, steps_per_epoch=steps_per_epoch
         )
         warmup_steps = round(settings.warmup_epochs * steps_per_epoch)
         loader_generator = torch.Generator().manual_seed(settings.seed)
+        # The same seed on every rank: every process draws the same subnets each step.
         subnet_generator = torch.Generator().manual_seed(settings.seed + 1)
         history: list[dict[str, Any]] = []
         start_epoch = 0
@@ -358,13 +462,13 @@ def train_supernet(
             torch.set_rng_state(checkpoint["torch_rng"])
             history = list(checkpoint["metadata"]["history"])
             start_epoch = int(checkpoint["metadata"]["epochs_done"])
-            _logger.info(
-                "Resuming supernet training at epoch %d of %d.", start_epoch + 1, settings.epochs
-            )
+            log("Resuming supernet training at epoch %d of %d.", start_epoch + 1, settings.epochs)
+        # Every rank starts from rank 0's weights (as DDP does), whatever it built.
+        run.broadcast_state(supernet)
         use_amp = settings.amp and device.type == "cuda"
-        progress = show_progress(settings.progress)
+        progress = show_progress(settings.progress) and run.main
         subnets = 2 + settings.random_subnets
-        _logger.info(
+        log(
             "Supernet: %d epochs of %d steps, batch %d, %d subnets per step (largest, smallest, "
             "%d random), %d training images, on %s.",
             settings.epochs,
@@ -375,18 +479,43 @@ def train_supernet(
             len(data.train),
             device,
         )
+        if run.distributed:
+            log(
+                "Supernet: %d processes, %d images each per step, BatchNorm %s.",
+                world,
+                settings.batch_size // world,
+                "synchronized" if synced else "per process",
+            )
         step_seconds: list[float] = []
         retimed = False
         for epoch in range(start_epoch, settings.epochs):
             started = time.perf_counter()
             supernet.train()
-            loader = DataLoader(
-                data.train,
-                batch_size=settings.batch_size,
-                shuffle=True,
-                generator=loader_generator,
-                pin_memory=device.type == "cuda",
-            )
+            if run.distributed:
+                sampler = DistributedSampler(
+                    data.train,
+                    num_replicas=world,
+                    rank=run.rank,
+                    shuffle=True,
+                    seed=settings.seed,
+                )
+                sampler.set_epoch(epoch)
+                # The augmentation of each rank: its own stream, reproducible per epoch.
+                torch.manual_seed(run.augmentation_seed(settings.seed, epoch))
+                loader = DataLoader(
+                    data.train,
+                    batch_size=settings.batch_size // world,
+                    sampler=sampler,
+                    pin_memory=device.type == "cuda",
+                )
+            else:
+                loader = DataLoader(
+                    data.train,
+                    batch_size=settings.batch_size,
+                    shuffle=True,
+                    generator=loader_generator,
+                    pin_memory=device.type == "cuda",
+                )
             sums = {"largest": 0.0, "smallest": 0.0, "random": 0.0, "heads": 0.0}
             samples = 0
             bar = tqdm(
@@ -410,7 +539,11 @@ def train_supernet(
                     use_amp=use_amp,
                     train_heads=schedulers[0].last_epoch >= warmup_steps,
                 )
-                if not all(math.isfinite(v) for v in losses.values()):
+                finite = all(math.isfinite(v) for v in losses.values())
+                if run.distributed:
+                    # After the step's backward passes, before clipping: one all-reduce.
+                    finite = run.average_gradients(list(supernet.parameters()), finite=finite)
+                if not finite:
                     raise FloatingPointError(
                         f"supernet training diverged at epoch {epoch + 1}: losses {losses}; "
                         f"lower the learning rate (lr={settings.lr})."
@@ -435,7 +568,7 @@ def train_supernet(
                             epochs=settings.epochs,
                             epochs_done=epoch,
                         )
-                        _logger.info(
+                        log(
                             "Supernet: the first steps took %.1f s each: about %s of training "
                             "left, plus a validation after every epoch.",
                             typical_step_seconds(step_seconds),
@@ -448,20 +581,30 @@ def train_supernet(
                 if progress:
                     bar.set_postfix(loss=f"{losses['largest']:.3f}", refresh=False)
             bar.close()
+            if run.distributed:
+                run.broadcast_buffers(supernet)
+                *totals, samples = run.summed([*sums.values(), samples])
+                sums = dict(zip(sums, totals))
             train_seconds = time.perf_counter() - started
-            scores = subnet_accuracies(
-                supernet, data, recalibration_batches=settings.recalibration_batches
-            )
-            record = {
-                "epoch": epoch + 1,
-                "losses": {k: v / max(samples, 1) for k, v in sums.items()},
-                "lr": optimizers[0].param_groups[0]["lr"],
-                "train_seconds": train_seconds,
-                "seconds": time.perf_counter() - started,
-                "val": scores,
-            }
+            record = None
+            if run.main:
+                with plain_batchnorm(supernet, synced):
+                    scores = subnet_accuracies(
+                        supernet, data, recalibration_batches=settings.recalibration_batches
+                    )
+                record = {
+                    "epoch": epoch + 1,
+                    "losses": {k: v / max(samples, 1) for k, v in sums.items()},
+                    "lr": optimizers[0].param_groups[0]["lr"],
+                    "train_seconds": train_seconds,
+                    "seconds": time.perf_counter() - started,
+                    "val": scores,
+                }
+                if run.distributed:
+                    record["processes"] = world
+            record = run.shared(record)
             history.append(record)
-            _logger.info(
+            log(
                 "Supernet epoch %d/%d: loss %.3f (largest) %.3f (smallest) %.3f (heads); "
                 "validation accuracy per exit (%%) largest %s, smallest %s; %s.",
                 epoch + 1,
@@ -469,56 +612,71 @@ def train_supernet(
                 record["losses"]["largest"],
                 record["losses"]["smallest"],
                 record["losses"]["heads"],
-                _exit_line(scores["largest"]),
-                _exit_line(scores["smallest"]),
+                _exit_line(record["val"]["largest"]),
+                _exit_line(record["val"]["smallest"]),
                 _duration(record["seconds"]),
             )
             state = _metadata(data, settings, history=history, epochs_done=epoch + 1, extra=extra)
-            payload = {
-                "model": supernet.state_dict(),
-                "optimizers": [each.state_dict() for each in optimizers],
-                "schedulers": [each.state_dict() for each in schedulers],
-                "loader_generator": loader_generator.get_state(),
-                "subnet_generator": subnet_generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "metadata": state,
-            }
-            atomic_write_bytes(checkpoint_path, lambda tmp, p=payload: torch.save(p, tmp))
-            write_metadata(folder, state)
-            out_of_time = time_limit is not None and time.perf_counter() - started_at >= time_limit
+            if run.main:
+                payload = {
+                    "model": supernet.state_dict(),
+                    "optimizers": [each.state_dict() for each in optimizers],
+                    "schedulers": [each.state_dict() for each in schedulers],
+                    "loader_generator": loader_generator.get_state(),
+                    "subnet_generator": subnet_generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "metadata": state,
+                }
+                atomic_write_bytes(checkpoint_path, lambda tmp, p=payload: torch.save(p, tmp))
+                write_metadata(folder, state)
+            # Rank 0's clock decides for every rank.
+            out_of_time = run.shared(
+                time_limit is not None and time.perf_counter() - started_at >= time_limit
+            )
             if out_of_time and epoch + 1 < settings.epochs:
-                _logger.info(
+                log(
                     "Supernet training stopped after epoch %d of %d (time limit %.0f s); "
                     "run again to resume.",
                     epoch + 1,
                     settings.epochs,
                     time_limit,
                 )
+                if synced:
+                    revert_sync_batchnorm(supernet)
                 supernet.metadata = state
                 supernet.source = str(folder)
                 return supernet.eval()
-    weights = folder / WEIGHTS_FILE
-    state_dict = weights_state(supernet, dtype=settings.weights_dtype)
-    atomic_write_bytes(weights, lambda tmp: torch.save(state_dict, tmp))
-    final = _metadata(
-        data,
-        settings,
-        history=history,
-        epochs_done=settings.epochs,
-        extra={
-            **extra,
-            "weights_sha256": file_sha256(weights),
-            "weights_dtype": settings.weights_dtype,
-            "train_seconds": sum(r["seconds"] for r in history),
-        },
-    )
-    write_metadata(folder, final)
-    if not settings.keep_checkpoint:
-        checkpoint_path.unlink(missing_ok=True)
+    if synced:
+        revert_sync_batchnorm(supernet)
+    final = None
+    if run.main:
+        weights = folder / WEIGHTS_FILE
+        state_dict = weights_state(supernet, dtype=settings.weights_dtype)
+        atomic_write_bytes(weights, lambda tmp: torch.save(state_dict, tmp))
+        final = _metadata(
+            data,
+            settings,
+            history=history,
+            epochs_done=settings.epochs,
+            extra={
+                **extra,
+                "weights_sha256": file_sha256(weights),
+                "weights_dtype": settings.weights_dtype,
+                "train_seconds": sum(r["seconds"] for r in history),
+            },
+        )
+        write_metadata(folder, final)
+        if not settings.keep_checkpoint:
+            checkpoint_path.unlink(missing_ok=True)
+    final = run.shared(final)
     supernet.metadata = final
     supernet.source = str(folder)
     supernet.weights_sha256 = final["weights_sha256"]
     return supernet.eval()
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """The log of the ranks other than 0: nothing (rank 0 speaks for all)."""
 
 
 def _sandwich_step(
