@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from optuna_nachos._logging import LOGGER_NAME
 from optuna_nachos._units import format_amount
+from optuna_nachos.cli._device import worker_device
 from optuna_nachos.cli._format import (
     CommandError,
     HelpFormatter,
@@ -252,7 +253,10 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and training")
     parser.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)"
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1, ... (default: CUDA if available; a worker started with "
+        "LOCAL_RANK set, as torchrun does, takes GPU LOCAL_RANK mod the GPU count)",
     )
     parser.add_argument(
         "--supernet",
@@ -494,6 +498,9 @@ def run_search_command(args: argparse.Namespace) -> int:
             f"unknown dataset {args.dataset!r}; choose one of {', '.join(list_datasets())}"
         )
     _check_device(args.device)
+    args.device, chosen = worker_device(args.device)  # one GPU per worker from LOCAL_RANK
+    if chosen:
+        print(chosen, file=sys.stderr)
     if args.startup_trials is not None and args.sampler not in ("motpe", "gp", "nachos"):
         raise CommandError(
             f"--startup-trials applies to the motpe, gp and nachos samplers, not {args.sampler}"
