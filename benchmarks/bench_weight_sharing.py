@@ -9,16 +9,16 @@ JSON file under ``--out`` (default ``benchmarks/results/weight_sharing``):
       optuna-nachos supernet train --dataset fashion-mnist --resolution 28 \\
           --out benchmarks/results/weight_sharing/supernet --half --threads 2
 
-- ``cost``: candidates drawn the way a search draws them (the space's parameters sampled at
-  random, kept when the static guard admits them at the budget 2.7 M), each run through the
-  whole objective (``NachosObjective.__call__``: extraction, BatchNorm recalibration, the
-  exit phase, threshold calibration, validation and test evaluation) three ways, in one
-  process on one thread: inherited with the full exit phase (all training images, 5 + 5
-  exit epochs), inherited with the bounded exit phase (``--exit-rows`` images, ``--exit-epochs``
-  warm-up + support epochs), and from scratch with the committed cpu tier's settings (4,000
-  training images, 4 + 1 + 1 epochs). Reports seconds per candidate (with the evaluation's
-  share, test included), the ratio, and how closely the bounded inheritance's validation
-  scores follow the full one's (Kendall tau, mean absolute difference).
+- ``cost``: ``--candidates`` drawn the way a search draws them (the space's parameters
+  sampled at random, kept when the static guard admits them at the budget 2.7 M), run in
+  order in one study through the whole objective (``NachosObjective.__call__``: extraction,
+  BatchNorm recalibration, the exit phase, threshold calibration, validation, and the test
+  split for the trials that can reach the admissible front), inherited with the settings of
+  the flags (``--exit-rows``, ``--exit-epochs``, ``--val-rows``, ``--recalibration-batches``),
+  and the first ``--scratch`` of them from scratch with the committed cpu tier's settings
+  (4,000 training images, 4 + 1 + 1 epochs), in one process on one thread. Reports seconds
+  per candidate (with the evaluation's share), how many were tested, and the ratio
+  (``cost_<variant>.json``).
 - ``candidates``: the fidelity benchmark's candidates, fixed once (``candidates.json``):
   ``--candidates`` drawn as the search draws them, plus the largest and the smallest subnet
   with every exit.
@@ -29,29 +29,31 @@ JSON file under ``--out`` (default ``benchmarks/results/weight_sharing``):
   ``--timeout`` stops before a candidate that would not finish in time, and a later call
   resumes (seeds 0 and 1; the second on the first ``--ceiling`` candidates: the noise
   ceiling).
-- ``inherited``: each candidate through the objective on the supernet (bounded exit phase),
-  into ``inherited/``.
-- ``fidelity``: Kendall tau and Spearman rho (bootstrap 95 % intervals) between inherited and
-  ground-truth scores, on the objective and on the final exit, beside the ceiling (ground
-  truth seed 0 against seed 1); admissibility agreement; regret of the inherited choice.
+- ``inherited``: each candidate through the objective on the supernet with the settings of
+  the flags (as ``cost``), into ``inherited/<variant>/``; every candidate is also scored on
+  test there (``test_evaluation="every"``), for the final-exit comparison.
+- ``fidelity``: per inherited variant, Kendall tau and Spearman rho (bootstrap 95 %
+  intervals) between inherited and ground-truth scores, on the objective and on the final
+  exit, beside the ceiling (ground truth seed 0 against seed 1); admissibility agreement;
+  regret of the inherited choice.
 - ``ab``: the first and the new supernet recipe at equal training time on a subset
   (``--train-subset`` images, ``--seconds`` of training each), per-exit validation accuracies
   of the largest and smallest subnets.
 
 Usage::
 
-    python benchmarks/bench_weight_sharing.py cost [--candidates 6] [--scratch 2]
+    python benchmarks/bench_weight_sharing.py cost [--candidates 8] [--scratch 2] [knobs]
     python benchmarks/bench_weight_sharing.py ab [--train-subset 5000] [--seconds 300]
     python benchmarks/bench_weight_sharing.py candidates [--candidates 32]
     python benchmarks/bench_weight_sharing.py groundtruth [--timeout 2400] [--seed 0]
-    python benchmarks/bench_weight_sharing.py inherited
+    python benchmarks/bench_weight_sharing.py inherited [--exit-rows 4096] [--exit-epochs 2] \\
+        [--val-rows N] [--recalibration-batches 20]
     python benchmarks/bench_weight_sharing.py fidelity
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import os
@@ -149,25 +151,17 @@ def _run(objective: Any, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def part_cost(args: argparse.Namespace) -> None:
-    args.candidates = args.candidates or 6
+    args.candidates = args.candidates or 8
     from optuna_nachos.data import load_dataset
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset(DATASET, resolution=RESOLUTION, seed=0)
-    full = _objective(supernet=args.supernet, data=data)
-    bounded_phase = {
-        "warmup_epochs": args.exit_epochs,
-        "exit_epochs": args.exit_epochs,
-        "exit_rows": args.exit_rows,
-    }
-    bounded = _objective(supernet=full.supernet, data=data, **bounded_phase)
-    # The same bounded exit phase, from freshly initialized heads: does inheriting the
-    # supernet's heads help a candidate, or should its heads start fresh?
-    headless = copy.deepcopy(full.supernet)
-    headless.heads = torch.nn.ModuleDict()
-    fresh = _objective(supernet=headless, data=data, **bounded_phase)
-    params = draw_candidates(full, args.candidates, seed=args.seed)
+    name, knobs = _variant(args)
+    # The test split only where a search reads it (the objective's default): the candidates
+    # run in one study, in order, as a search's trials do.
+    inherited = _objective(supernet=args.supernet, data=data, **knobs)
+    params = draw_candidates(inherited, args.candidates, seed=args.seed)
     record: dict[str, Any] = {
         "environment": _environment(),
         "settings": {
@@ -175,18 +169,15 @@ def part_cost(args: argparse.Namespace) -> None:
             "floor": FLOOR,
             "candidates": args.candidates,
             "draw_seed": args.seed,
-            "exit_rows": args.exit_rows,
-            "exit_epochs": [args.exit_epochs, args.exit_epochs],
+            "variant": name,
+            "inherited": knobs,
+            "test_evaluation": inherited.test_evaluation,
             "scratch": "cpu tier: 4,000 training images, 4 + 1 + 1 epochs, batch 128",
         },
         "params": params,
     }
-    print("bounded inheritance", flush=True)
-    record["bounded"] = _run(bounded, params)
-    print("bounded, fresh heads", flush=True)
-    record["bounded_fresh_heads"] = _run(fresh, params)
-    print("full inheritance", flush=True)
-    record["full"] = _run(full, params)
+    print(f"inherited ({name})", flush=True)
+    record["inherited"] = _run(inherited, params)
     scratch_data = load_dataset(DATASET, resolution=RESOLUTION, seed=0, train_subset=4000)
     scratch = _objective(
         supernet=None,
@@ -200,7 +191,7 @@ def part_cost(args: argparse.Namespace) -> None:
     record["scratch"] = _run(scratch, params[: args.scratch])
     record["summary"] = _cost_summary(record)
     print(json.dumps(record["summary"], indent=2))
-    _write(args.out / "cost.json", record)
+    _write(args.out / f"cost_{name}.json", record)
 
 
 def _cost_summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -212,36 +203,12 @@ def _cost_summary(record: dict[str, Any]) -> dict[str, Any]:
             "min": min(total),
             "max": max(total),
             "evaluation_mean": statistics.fmean(evaluation) if evaluation else None,
+            "tested_on_test": sum(r["test_accuracy"] is not None for r in rows),
+            "count": len(rows),
         }
 
-    summary = {name: seconds(record[name]) for name in ("bounded", "full", "scratch")}
-    scratch = summary["scratch"]["mean"]
-    summary["speedup_bounded_vs_scratch"] = scratch / summary["bounded"]["mean"]
-    summary["speedup_full_vs_scratch"] = scratch / summary["full"]["mean"]
-    pairs = [
-        (b["val_accuracy"], f["val_accuracy"])
-        for b, f in zip(record["bounded"], record["full"])
-        if b["val_accuracy"] is not None and f["val_accuracy"] is not None
-    ]
-    if len(pairs) >= 3:
-        tau = stats.kendalltau([p[0] for p in pairs], [p[1] for p in pairs])
-        summary["bounded_vs_full"] = {
-            "kendall_tau": float(tau.statistic),
-            "mean_abs_difference": statistics.fmean(abs(a - b) for a, b in pairs),
-            "pairs": len(pairs),
-        }
-    differences = [
-        i["val_accuracy"] - f["val_accuracy"]
-        for i, f in zip(record["bounded"], record["bounded_fresh_heads"])
-        if i["val_accuracy"] is not None and f["val_accuracy"] is not None
-    ]
-    if differences:
-        summary["inherited_minus_fresh_heads"] = {
-            "mean_points": 100 * statistics.fmean(differences),
-            "min_points": 100 * min(differences),
-            "max_points": 100 * max(differences),
-            "pairs": len(differences),
-        }
+    summary = {name: seconds(record[name]) for name in ("inherited", "scratch")}
+    summary["speedup"] = summary["scratch"]["mean"] / summary["inherited"]["mean"]
     return summary
 
 
@@ -327,10 +294,14 @@ def part_ab(args: argparse.Namespace) -> None:
     _write(args.out / "ab.json", record)
 
 
+_OBJECTIVE_KNOBS = ("exit_rows", "val_rows", "recalibration_batches", "test_evaluation")
+"""Settings of ``NachosObjective`` that ``_objective`` takes beside the training ones."""
+
+
 def _objective(*, supernet: Any, data: Any, budget: float = BUDGET, **train: Any) -> Any:
     from optuna_nachos import MobileNetV3Space, NachosObjective, TrainConfig
 
-    options = {"exit_rows": train.pop("exit_rows")} if "exit_rows" in train else {}
+    options = {name: train.pop(name) for name in _OBJECTIVE_KNOBS if name in train}
     return NachosObjective(
         dataset=data,
         max_avg_macs=budget,
@@ -449,9 +420,7 @@ def part_groundtruth(args: argparse.Namespace) -> None:
         for entry in candidates[:count]:
 
             def job(entry: dict[str, Any] = entry, train: dict[str, Any] = train) -> dict:
-                objective = _objective(
-                    supernet=None, data=data, budget=_budget(entry), **train
-                )
+                objective = _objective(supernet=None, data=data, budget=_budget(entry), **train)
                 return {
                     "candidate": entry["name"],
                     "train": train,
@@ -463,19 +432,34 @@ def part_groundtruth(args: argparse.Namespace) -> None:
     _run_parts(args, args.out / "groundtruth", jobs, estimate=900.0)
 
 
+def _variant(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The inherited candidates' settings from the flags, and the name of their folder."""
+    knobs = {
+        "warmup_epochs": args.exit_epochs,
+        "exit_epochs": args.exit_epochs,
+        "exit_rows": args.exit_rows,
+        "val_rows": args.val_rows,
+        "recalibration_batches": args.recalibration_batches,
+    }
+    name = (
+        f"rows{args.exit_rows or 'all'}_epochs{args.exit_epochs}_val{args.val_rows or 'all'}"
+        f"_bn{args.recalibration_batches}"
+    )
+    return name, knobs
+
+
 def part_inherited(args: argparse.Namespace) -> None:
     from optuna_nachos.data import load_dataset
 
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset(DATASET, resolution=RESOLUTION, seed=0)
-    train = {
-        "warmup_epochs": args.exit_epochs,
-        "exit_epochs": args.exit_epochs,
-        "exit_rows": args.exit_rows,
-    }
+    name, train = _variant(args)
+    # Every candidate is scored on test too: the fidelity compares final-exit test accuracies.
     objectives = {
-        budget: _objective(supernet=args.supernet, data=data, budget=budget, **dict(train))
+        budget: _objective(
+            supernet=args.supernet, data=data, budget=budget, test_evaluation="every", **train
+        )
         for budget in (BUDGET, _UNBOUNDED)
     }
     jobs = [
@@ -483,6 +467,7 @@ def part_inherited(args: argparse.Namespace) -> None:
             entry["name"],
             lambda entry=entry: {
                 "candidate": entry["name"],
+                "variant": name,
                 "train": train,
                 "budget": _budget(entry),
                 **_score(objectives[_budget(entry)], entry["params"]),
@@ -490,7 +475,7 @@ def part_inherited(args: argparse.Namespace) -> None:
         )
         for entry in _candidates(args)
     ]
-    _run_parts(args, args.out / "inherited", jobs, estimate=60.0)
+    _run_parts(args, args.out / "inherited" / name, jobs, estimate=60.0)
 
 
 def _bootstrap(x: list[float], y: list[float], statistic: Any, *, seed: int = 0) -> list[float]:
@@ -525,17 +510,19 @@ def part_fidelity(args: argparse.Namespace) -> None:
             found[record["candidate"]] = record
         return found
 
-    inherited = load("inherited")
     truth = load("groundtruth", "_seed0")
     second = load("groundtruth", "_seed1")
     names = [e["name"] for e in _candidates(args)]
     searched = [n for n in names if n.startswith("c")]
-    record: dict[str, Any] = {"environment": _environment(), "complete": {}}
-    record["complete"] = {
-        "inherited": len(inherited),
-        "groundtruth_seed0": len(truth),
-        "groundtruth_seed1": len(second),
-        "candidates": len(names),
+    record: dict[str, Any] = {
+        "environment": _environment(),
+        "complete": {
+            "groundtruth_seed0": len(truth),
+            "groundtruth_seed1": len(second),
+            "candidates": len(names),
+        },
+        "ceiling_seed1_vs_seed0": {},
+        "variants": {},
     }
 
     def pairs(a: dict, b: dict, key: str, among: list[str]) -> list[tuple[float, float]]:
@@ -545,31 +532,47 @@ def part_fidelity(args: argparse.Namespace) -> None:
             if n in a and n in b and a[n][key] is not None and b[n][key] is not None
         ]
 
-    for key, among in (("val_accuracy", searched), ("final_test_accuracy", names)):
-        entry = {}
-        inherited_pairs = pairs(inherited, truth, key, among)
-        if len(inherited_pairs) >= 5:
-            entry["inherited_vs_truth"] = _agreement(inherited_pairs)
+    keys = (("val_accuracy", searched), ("final_test_accuracy", names))
+    for key, among in keys:
         ceiling_pairs = pairs(second, truth, key, among)
         if len(ceiling_pairs) >= 5:
-            entry["ceiling_seed1_vs_seed0"] = _agreement(ceiling_pairs)
-        record[key] = entry
-    both = [n for n in searched if n in inherited and n in truth]
-    if both:
-        agree = [inherited[n]["admissible"] == truth[n]["admissible"] for n in both]
-        record["admissibility_agreement"] = sum(agree) / len(agree)
-        admissible = [n for n in both if inherited[n]["admissible"]]
-        truly = [n for n in both if truth[n]["admissible"]]
-        if admissible and truly:
-            chosen = max(admissible, key=lambda n: inherited[n]["val_accuracy"])
-            best = max(truly, key=lambda n: truth[n]["val_accuracy"])
-            record["regret"] = {
-                "chosen": chosen,
-                "best": best,
-                "points": 100 * (truth[best]["val_accuracy"] - truth[chosen]["val_accuracy"]),
-                "chosen_truly_admissible": truth[chosen]["admissible"],
-            }
+            record["ceiling_seed1_vs_seed0"][key] = _agreement(ceiling_pairs)
+    for folder in sorted(p for p in (args.out / "inherited").glob("*") if p.is_dir()):
+        inherited = load(f"inherited/{folder.name}")
+        entry: dict[str, Any] = {"inherited": len(inherited)}
+        seconds = [r["seconds"] for r in inherited.values()]
+        if seconds:
+            entry["seconds_mean"] = statistics.fmean(seconds)
+        for key, among in keys:
+            inherited_pairs = pairs(inherited, truth, key, among)
+            if len(inherited_pairs) >= 5:
+                entry[key] = _agreement(inherited_pairs)
+        entry.update(_choice(inherited, truth, searched))
+        record["variants"][folder.name] = entry
     _write(args.out / "fidelity.json", record)
+
+
+def _choice(
+    inherited: dict[str, dict[str, Any]], truth: dict[str, dict[str, Any]], searched: list[str]
+) -> dict[str, Any]:
+    """Admissibility agreement and the regret of the candidate the inherited scores choose."""
+    both = [n for n in searched if n in inherited and n in truth]
+    if not both:
+        return {}
+    agree = [inherited[n]["admissible"] == truth[n]["admissible"] for n in both]
+    found: dict[str, Any] = {"admissibility_agreement": sum(agree) / len(agree)}
+    admissible = [n for n in both if inherited[n]["admissible"]]
+    truly = [n for n in both if truth[n]["admissible"]]
+    if admissible and truly:
+        chosen = max(admissible, key=lambda n: inherited[n]["val_accuracy"])
+        best = max(truly, key=lambda n: truth[n]["val_accuracy"])
+        found["regret"] = {
+            "chosen": chosen,
+            "best": best,
+            "points": 100 * (truth[best]["val_accuracy"] - truth[chosen]["val_accuracy"]),
+            "chosen_truly_admissible": truth[chosen]["admissible"],
+        }
+    return found
 
 
 def main() -> None:
@@ -583,6 +586,8 @@ def main() -> None:
     parser.add_argument("--scratch", type=int, default=2)
     parser.add_argument("--exit-rows", type=int, default=4096)
     parser.add_argument("--exit-epochs", type=int, default=2)
+    parser.add_argument("--val-rows", type=int, default=None)
+    parser.add_argument("--recalibration-batches", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-subset", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=300.0)

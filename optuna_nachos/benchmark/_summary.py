@@ -50,6 +50,7 @@ from optuna_nachos.record import (
     PEAK_MACS_ATTR,
     THRESHOLDS_ATTR,
     TRAIN_SECONDS_ATTR,
+    VAL_EXIT_RATIOS_ATTR,
 )
 from optuna_nachos.results import hypervolume, load_eenn
 from optuna_nachos.study import reported_values, selection_values, study_settings
@@ -125,7 +126,11 @@ def _run_summary(
 ) -> dict[str, Any]:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-    trained = [t for t in complete if EXIT_RATIOS_ATTR in t.user_attrs]
+    trained = [
+        t
+        for t in complete
+        if VAL_EXIT_RATIOS_ATTR in t.user_attrs or EXIT_RATIOS_ATTR in t.user_attrs
+    ]
     admissible = [t for t in trained if admissible_under(t, suite)]
     pool = admissible or trained
     best = min(pool, key=accuracy_order) if pool else None

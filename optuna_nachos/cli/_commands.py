@@ -266,6 +266,28 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
         "none, every candidate trains from scratch)",
     )
     parser.add_argument(
+        "--exit-rows",
+        type=parse_count,
+        default=None,
+        help="with --supernet: train each candidate's exits on this many training images (a "
+        "fixed subset, the same for every candidate), e.g. 4096 (default: all)",
+    )
+    parser.add_argument(
+        "--val-rows",
+        type=parse_count,
+        default=None,
+        help="choose the thresholds and score every candidate on a fixed stratified subset of "
+        "this many validation images (default: all)",
+    )
+    parser.add_argument(
+        "--test-evaluation",
+        choices=("front", "every"),  # NachosObjective's TEST_EVALUATIONS, without the import
+        default="front",
+        help="which trials are also evaluated on the test split: front (default: those that "
+        "can be on the admissible front, the only ones reported on test) or every trained "
+        "trial",
+    )
+    parser.add_argument(
         "--data-seed",
         type=int,
         default=0,
@@ -563,6 +585,9 @@ def run_search_command(args: argparse.Namespace) -> int:
             cost_objective=args.objective,
             latency_backend=args.latency_backend,
             latency_batch_size=args.latency_batch_size,
+            exit_rows=args.exit_rows,
+            val_rows=args.val_rows,
+            test_evaluation=args.test_evaluation,
         )
     storage = _open(args)
     sampler_kwargs = {}

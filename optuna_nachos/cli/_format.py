@@ -326,6 +326,7 @@ def trial_summary(trial: FrozenTrial, *, latency: bool = False) -> str:
         FAIL_REASON_ATTR,
         SKIP_REASON_ATTR,
         TRAIN_SECONDS_ATTR,
+        VAL_EXIT_RATIOS_ATTR,
     )
 
     config = trial.user_attrs.get(CONFIG_ATTR) or {}
@@ -354,7 +355,8 @@ def trial_summary(trial: FrozenTrial, *, latency: bool = False) -> str:
         + (f"avg latency {cost:.3f} ms, " if latency else f"avg MACs {_megamacs(cost)}, ")
         + f"{verdict}; {candidate}"
     ]
-    ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR)
+    # The split of the accuracy and cost above: validation (test for a legacy trial).
+    ratios = trial.user_attrs.get(VAL_EXIT_RATIOS_ATTR, trial.user_attrs.get(EXIT_RATIOS_ATTR))
     if ratios:
         parts.append("exit ratios " + ",".join(f"{r:.2f}" for r in ratios))
     seconds = trial.user_attrs.get(TRAIN_SECONDS_ATTR)

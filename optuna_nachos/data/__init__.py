@@ -24,6 +24,7 @@ from optuna_nachos.data._registry import (
     list_datasets,
     register_dataset,
 )
+from optuna_nachos.data._splits import stratified_subset
 from optuna_nachos.data._transforms import resize_images, resize_shorter_center_crop
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "register_dataset",
     "resize_images",
     "resize_shorter_center_crop",
+    "stratified_subset",
 ]

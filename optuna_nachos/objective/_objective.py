@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import LatencyTable, cost_profile, exit_latency, exit_macs
-from optuna_nachos.data import DatasetSplits, load_dataset
+from optuna_nachos.data import DatasetSplits, load_dataset, stratified_subset
 from optuna_nachos.models import build_eenn
 from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.record import (
@@ -55,7 +57,11 @@ from optuna_nachos.record import (
     TRAIN_SECONDS_ATTR,
     VAL_AVG_LATENCY_ATTR,
     VAL_EXIT_RATIOS_ATTR,
+    evaluation_constraints,
+    is_legacy,
+    objective_values,
     record_evaluation,
+    selection_feasible,
 )
 from optuna_nachos.results import BUNDLE_FILE, Preprocessing, save_eenn
 from optuna_nachos.space import MobileNetV3Space
@@ -64,11 +70,26 @@ from optuna_nachos.train import (
     TrainConfig,
     TrainingDivergedError,
     calibrate_and_evaluate,
+    evaluate_on_test,
     fit,
     fit_exits,
 )
 
 _logger = get_logger(__name__)
+
+TEST_EVALUATIONS: tuple[str, ...] = ("front", "every")
+"""Values of ``NachosObjective(test_evaluation=...)``: which trained trials the test split is
+evaluated for."""
+
+
+def _with_validation_rows(data: Any, rows: int | None, *, seed: int) -> Any:
+    """``data`` with its validation split cut to a fixed stratified subset of ``rows`` images."""
+    if rows is None or rows >= len(data.val):
+        return data
+    positions = stratified_subset(
+        np.arange(len(data.val)), data.val.targets.numpy(), size=rows, seed=seed
+    )
+    return dataclasses.replace(data, val=data.val.subset(positions))
 
 
 def smallest_average_macs(space: MobileNetV3Space, *, num_classes: int, in_channels: int) -> int:
@@ -135,7 +156,11 @@ class NachosObjective:
     figures at the same thresholds are stored as the user attributes ``test_accuracy`` and
     ``test_avg_macs`` (and the per-exit test metrics as ``accuracy_per_exit``,
     ``exit_ratios``, ...), for reporting the trials chosen
-    (:func:`~optuna_nachos.study.reported_values`).
+    (:func:`~optuna_nachos.study.reported_values`). By default (``test_evaluation="front"``)
+    the test split is evaluated only for the trials that can end up on the admissible front:
+    a trial that is not admissible on validation, or that a finished admissible trial
+    dominates on validation when it finishes, never will, and carries the reason in the
+    ``test_skipped`` user attribute instead.
 
     Candidates that the static guard rejects (first-exit cost above the budget, too few
     exits, a static limit broken) are not trained: the trial completes with accuracy 0, its
@@ -193,6 +218,13 @@ class NachosObjective:
             ``max_avg_macs`` may be ``None``.
         latency_backend: Back end of the table to use, ``"onnxruntime"`` or ``"torch"``.
         latency_batch_size: Batch size of the table's measurements to use.
+        test_evaluation: ``"front"`` (default): evaluate the test split only for trials that
+            can be on the admissible front (admissible on validation and not dominated there
+            by a finished admissible trial), which is every trial that the front, ``best``,
+            the report and the dashboard's front show; ``"every"``: every trained trial.
+        val_rows: Choose the thresholds and score every candidate on a fixed stratified
+            subset of this many validation images (drawn with ``data_seed``, the same for
+            every candidate) instead of the whole validation split. ``None``: all.
     """
 
     def __init__(
@@ -223,11 +255,18 @@ class NachosObjective:
         cost_objective: str = "macs",
         latency_backend: str = "onnxruntime",
         latency_batch_size: int = 1,
+        test_evaluation: str = "front",
+        val_rows: int | None = None,
     ) -> None:
         if cost_objective not in COST_OBJECTIVES:
             raise ValueError(
                 f"cost_objective must be one of {COST_OBJECTIVES}, got {cost_objective!r}."
             )
+        if test_evaluation not in TEST_EVALUATIONS:
+            raise ValueError(
+                f"test_evaluation must be one of {TEST_EVALUATIONS}, got {test_evaluation!r}."
+            )
+        self.test_evaluation = test_evaluation
         if max_avg_macs is None and cost_objective != "latency":
             raise ValueError("max_avg_macs is required unless cost_objective='latency'.")
         if max_avg_macs is not None and not max_avg_macs > 0:
@@ -286,6 +325,12 @@ class NachosObjective:
             )
         self.data = dataset
         self.data_seed = data_seed
+        if val_rows is not None and (
+            isinstance(val_rows, bool) or not isinstance(val_rows, int) or val_rows < 1
+        ):
+            raise ValueError(f"val_rows must be a positive integer or None, got {val_rows!r}.")
+        self.val_rows = val_rows
+        self._scoring_data = _with_validation_rows(dataset, val_rows, seed=data_seed)
         if (
             isinstance(finetune_epochs, bool)
             or not isinstance(finetune_epochs, int)
@@ -399,6 +444,9 @@ class NachosObjective:
                 "recalibration_batches": self.recalibration_batches,
                 "finetune_epochs": self.finetune_epochs,
             }
+            if self.exit_rows is not None:  # unset in the studies of earlier versions
+                supernet["exit_rows"] = self.exit_rows
+        scoring = {} if self.val_rows is None else {"val_rows": self.val_rows}
         return {
             "supernet": supernet,
             "dataset": self.data.name,
@@ -417,6 +465,8 @@ class NachosObjective:
                 None if self.latency_table is None else dict(self.latency_table.device)
             ),
             "objective_split": SELECTION_SPLIT,
+            "test_evaluation": self.test_evaluation,
+            **scoring,
             "space": self.space.settings(),
             "train": self.train_config.to_dict(),
             "num_classes": self.data.num_classes,
@@ -571,69 +621,82 @@ class NachosObjective:
             )
         calibration_started = time.perf_counter()
         _logger.info("Trial %d: calibrating the exit thresholds, evaluating.", trial.number)
+        inference = {"batch_size": self.train_config.batch_size, "device": self.train_config.device}
         evaluation = calibrate_and_evaluate(
             result.model,
-            self.data,
+            self._scoring_data,
             exit_costs,
             max_avg_macs=budget,
             min_accuracy=self.min_accuracy,
             method=self.calibration if config.exit_thresholds is None else "fixed",
             thresholds=config.exit_thresholds,
-            batch_size=self.train_config.batch_size,
-            device=self.train_config.device,
-            curve=True,
+            test=False,
+            **inference,
         )
-        finished = time.perf_counter()
-        validation, test = evaluation.validation, evaluation.test
-        metrics = test.to_dict()
+        validation = evaluation.validation
         macs = [float(m) for m in profile.exit_macs]
         val_ratios = [float(r) for r in validation.exit_ratios]
-        test_ratios = [float(r) for r in metrics["exit_ratios"]]
         # Calibration ran in the cost model's unit (MACs, or ms when latency is the
         # objective): the MAC figures are recounted in MACs from the exit ratios.
         val_avg_macs = _weighted(val_ratios, macs)
-        test_avg_macs = _weighted(test_ratios, macs)
         measured_latency = latency is not None and self.max_avg_latency_ms is not None
+        val_latency = None if latency is None else _weighted(val_ratios, latency)
+        static_kept = {
+            name: value
+            for name, value in static.items()
+            if not (name == MAX_AVG_LATENCY and measured_latency)
+        }
+        constraints = evaluation_constraints(
+            val_accuracy=validation.accuracy,
+            val_avg_macs=val_avg_macs,
+            max_avg_macs=self.max_avg_macs,
+            min_accuracy=self.min_accuracy,
+            static=static_kept,
+        )
+        if measured_latency and val_latency is not None:
+            constraints[MAX_AVG_LATENCY] = val_latency - self.max_avg_latency_ms
+        cost = val_latency if by_latency and val_latency is not None else val_avg_macs
+        test_skipped = self._test_skip_reason(trial, validation.accuracy, cost, constraints)
+        if test_skipped is None:
+            evaluation = evaluate_on_test(
+                result.model, self.data, evaluation, exit_costs, curve=True, **inference
+            )
+        finished = time.perf_counter()
+        test = evaluation.test
         # Choose on validation, report on test: the objective values and the constraints come
         # from the split that chose the thresholds; the test figures are stored beside them.
+        test_ratios = None if test is None else [float(r) for r in test.exit_ratios]
+        test_avg_macs = None if test_ratios is None else _weighted(test_ratios, macs)
         values = record_evaluation(
             trial,
             val_accuracy=validation.accuracy,
             val_avg_macs=val_avg_macs,
-            test_accuracy=test.accuracy,
+            test_accuracy=None if test is None else test.accuracy,
             test_avg_macs=test_avg_macs,
             max_avg_macs=self.max_avg_macs,
             min_accuracy=self.min_accuracy,
-            static={
-                name: value
-                for name, value in static.items()
-                if not (name == MAX_AVG_LATENCY and measured_latency)
-            },
+            static=static_kept,
+            test_skipped=test_skipped,
         )
+        if measured_latency and val_latency is not None:
+            trial.set_constraint(MAX_AVG_LATENCY, val_latency - self.max_avg_latency_ms)
+        if latency is not None and val_latency is not None:
+            trial.set_user_attr(VAL_AVG_LATENCY_ATTR, val_latency)
+        # The bundle's metrics are the test split's; a trial whose test split was skipped
+        # carries the validation split's, labelled.
+        metrics = (validation if test is None else test).to_dict()
+        if test is None:
+            metrics["split"] = SELECTION_SPLIT
         if by_latency:
             metrics["avg_latency_ms"] = float(metrics["avg_macs"])
-            metrics["avg_macs"] = test_avg_macs
+            metrics["avg_macs"] = val_avg_macs if test_avg_macs is None else test_avg_macs
             metrics["peak_macs"] = macs[-1]
-            trial.set_user_attr(OPERATING_CURVE_COST_ATTR, LATENCY_MS)
-        val_latency = None
-        if latency is not None:
-            val_latency = _weighted(val_ratios, latency)
-            trial.set_user_attr(VAL_AVG_LATENCY_ATTR, val_latency)
-            trial.set_user_attr(AVG_LATENCY_ATTR, _weighted(test_ratios, latency))
-            trial.set_user_attr(AVG_MACS_ATTR, test_avg_macs)
-            if measured_latency:
-                trial.set_constraint(MAX_AVG_LATENCY, val_latency - self.max_avg_latency_ms)
-        trial.set_user_attr(EXIT_RATIOS_ATTR, metrics["exit_ratios"])
         trial.set_user_attr(THRESHOLDS_ATTR, metrics["thresholds"])
-        trial.set_user_attr(ACCURACY_PER_EXIT_ATTR, metrics["exit_accuracies"])
-        trial.set_user_attr(BACKBONE_ACCURACY_ATTR, metrics["backbone_accuracy"])
-        trial.set_user_attr(ECE_PER_EXIT_ATTR, metrics["ece"])
         trial.set_user_attr(PEAK_MACS_ATTR, macs[-1])
         trial.set_user_attr(VAL_EXIT_RATIOS_ATTR, val_ratios)
         trial.set_user_attr(CALIBRATION_FEASIBLE_ATTR, bool(evaluation.feasible))
-        trial.set_user_attr(
-            OPERATING_CURVE_ATTR, [point.to_dict() for point in evaluation.curve or ()]
-        )
+        if test_ratios is not None and test_avg_macs is not None:
+            self._record_test_metrics(trial, evaluation, metrics, test_avg_macs, latency)
         timings = {
             "train_seconds": calibration_started - train_started,
             "calibration_seconds": finished - calibration_started,
@@ -646,6 +709,62 @@ class NachosObjective:
         if by_latency and val_latency is not None:
             return values[0], val_latency
         return values
+
+    def _test_skip_reason(
+        self,
+        trial: optuna.Trial,
+        accuracy: float,
+        cost: float,
+        constraints: dict[str, float],
+    ) -> str | None:
+        """Why the trial's test split need not be evaluated, or ``None`` when it must be.
+
+        Only a trial on the admissible front is ever reported on test. A trial that is not
+        admissible, or that a finished admissible trial dominates, never will be: finished
+        trials stay, so the dominance holds for the rest of the study. Trials finishing at the
+        same time on other workers are not seen, which can only add test evaluations.
+        """
+        if self.test_evaluation == "every":
+            return None
+        violated = sorted(name for name, value in constraints.items() if value > 0)
+        if violated:
+            return "not admissible on validation (violates " + ", ".join(violated) + ")"
+        study = getattr(trial, "study", None)
+        if study is None:  # a FixedTrial: no study to compare with
+            return None
+        for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if is_legacy(other) or not selection_feasible(other):
+                continue
+            other_accuracy, other_cost = objective_values(other)
+            if (
+                other_accuracy >= accuracy
+                and other_cost <= cost
+                and (other_accuracy > accuracy or other_cost < cost)
+            ):
+                return f"dominated on validation by trial {other.number}"
+        return None
+
+    def _record_test_metrics(
+        self,
+        trial: optuna.Trial,
+        evaluation: Any,
+        metrics: dict[str, Any],
+        test_avg_macs: float,
+        latency: list[float] | None,
+    ) -> None:
+        """Store the per-exit test figures and the operating curve of an evaluated trial."""
+        if self.cost_objective == "latency" and latency is not None:
+            trial.set_user_attr(OPERATING_CURVE_COST_ATTR, LATENCY_MS)
+        if latency is not None:
+            trial.set_user_attr(AVG_LATENCY_ATTR, _weighted(metrics["exit_ratios"], latency))
+            trial.set_user_attr(AVG_MACS_ATTR, test_avg_macs)
+        trial.set_user_attr(EXIT_RATIOS_ATTR, metrics["exit_ratios"])
+        trial.set_user_attr(ACCURACY_PER_EXIT_ATTR, metrics["exit_accuracies"])
+        trial.set_user_attr(BACKBONE_ACCURACY_ATTR, metrics["backbone_accuracy"])
+        trial.set_user_attr(ECE_PER_EXIT_ATTR, metrics["ece"])
+        trial.set_user_attr(
+            OPERATING_CURVE_ATTR, [point.to_dict() for point in evaluation.curve or ()]
+        )
 
     def _training_plan(self) -> str:
         """What a trial's training does, in words, for its progress line."""

@@ -59,6 +59,7 @@ from optuna_nachos.record._names import (
     TEST_ACCURACY_ATTR,
     TEST_AVG_MACS_ATTR,
     TEST_EXIT_RATIOS_ATTR,
+    TEST_SKIPPED_ATTR,
     THRESHOLDS_ATTR,
     TIMINGS_ATTR,
     TRAIN_SECONDS_ATTR,
@@ -72,6 +73,7 @@ from optuna_nachos.record._names import (
 )
 from optuna_nachos.record._record import (
     EENNTrial,
+    evaluation_constraints,
     is_latency_study,
     is_legacy,
     objective_values,
@@ -138,6 +140,7 @@ __all__ = [
     "SKIP_REASON_ATTR",
     "TEST_ACCURACY_ATTR",
     "TEST_AVG_MACS_ATTR",
+    "TEST_SKIPPED_ATTR",
     "TEST_EXIT_RATIOS_ATTR",
     "THRESHOLDS_ATTR",
     "TIMINGS_ATTR",
@@ -149,6 +152,7 @@ __all__ = [
     "VAL_EXIT_RATIOS_ATTR",
     "is_legacy",
     "objective_values",
+    "evaluation_constraints",
     "record_evaluation",
     "reported_values",
     "selection_constraints",

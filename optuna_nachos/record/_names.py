@@ -71,6 +71,9 @@ TEST_ACCURACY_ATTR = "test_accuracy"
 """Accuracy on the test split at the chosen thresholds."""
 TEST_AVG_MACS_ATTR = "test_avg_macs"
 """Average MACs on the test split at the chosen thresholds."""
+TEST_SKIPPED_ATTR = "test_skipped"
+"""Why a trained trial's test split was not evaluated: it cannot be on the admissible front
+(not admissible on validation, or dominated there by a finished admissible trial)."""
 
 EXIT_RATIOS_ATTR = "exit_ratios"
 """Fraction of the test samples leaving at each exit (own-backbone: validation)."""

@@ -40,6 +40,7 @@ from optuna_nachos.record._names import (
     SKIP_REASON_ATTR,
     TEST_ACCURACY_ATTR,
     TEST_AVG_MACS_ATTR,
+    TEST_SKIPPED_ATTR,
     THRESHOLDS_ATTR,
     TIMINGS_ATTR,
     TRAIN_SECONDS_ATTR,
@@ -132,50 +133,100 @@ def is_latency_study(settings: Mapping[str, Any]) -> bool:
     return settings.get(COST_SETTING) == "latency"
 
 
-def record_evaluation(
-    trial: optuna.Trial,
+def evaluation_constraints(
     *,
     val_accuracy: float,
     val_avg_macs: float,
-    test_accuracy: float,
-    test_avg_macs: float,
     max_avg_macs: float | None,
     min_accuracy: float,
     static: Mapping[str, float] | None = None,
-) -> tuple[float, float]:
-    """Set a trained trial's constraints and attributes; return its objective values.
+) -> dict[str, float]:
+    """The constraints of a trained trial, by name (a value above 0 is violated).
 
-    The objective values and the constraints ``max_avg_macs`` and ``min_accuracy`` come from
-    the validation split; the test figures are stored as the user attributes
-    ``test_accuracy`` and ``test_avg_macs``. Static constraints (exits, peak MACs, parameters)
-    are set as given, except ``max_avg_macs``, which the measured average replaces.
+    ``max_avg_macs`` and ``min_accuracy`` come from the validation figures; the static
+    constraints (exits, peak MACs, parameters) are taken as given, except ``max_avg_macs``,
+    which the measured average replaces.
 
     Args:
-        trial: The live trial.
         val_accuracy: Accuracy on the validation split at the chosen thresholds.
         val_avg_macs: Average MACs on the validation split.
-        test_accuracy: Accuracy on the test split at the same thresholds.
-        test_avg_macs: Average MACs on the test split.
         max_avg_macs: The average-MAC budget; ``None`` (a latency-budgeted study) sets no
             ``max_avg_macs`` constraint.
         min_accuracy: The accuracy floor.
         static: Constraints known before training, by name.
 
     Returns:
-        ``(val_accuracy, val_avg_macs)``, the values the objective returns.
+        The constraint values, by name.
     """
-    val_accuracy, val_avg_macs = float(val_accuracy), float(val_avg_macs)
+    constraints = {}
     if max_avg_macs is not None:
-        trial.set_constraint(MAX_AVG_MACS, val_avg_macs - float(max_avg_macs))
-    trial.set_constraint(MIN_ACCURACY, float(min_accuracy) - val_accuracy)
+        constraints[MAX_AVG_MACS] = float(val_avg_macs) - float(max_avg_macs)
+    constraints[MIN_ACCURACY] = float(min_accuracy) - float(val_accuracy)
     for name, value in (static or {}).items():
         if name not in (MAX_AVG_MACS, MIN_ACCURACY):
-            trial.set_constraint(name, float(value))
+            constraints[name] = float(value)
+    return constraints
+
+
+def record_evaluation(
+    trial: optuna.Trial,
+    *,
+    val_accuracy: float,
+    val_avg_macs: float,
+    test_accuracy: float | None,
+    test_avg_macs: float | None,
+    max_avg_macs: float | None,
+    min_accuracy: float,
+    static: Mapping[str, float] | None = None,
+    test_skipped: str | None = None,
+) -> tuple[float, float]:
+    """Set a trained trial's constraints and attributes; return its objective values.
+
+    The objective values and the constraints (:func:`evaluation_constraints`) come from the
+    validation split; the test figures are stored as the user attributes ``test_accuracy``
+    and ``test_avg_macs``.
+
+    Args:
+        trial: The live trial.
+        val_accuracy: Accuracy on the validation split at the chosen thresholds.
+        val_avg_macs: Average MACs on the validation split.
+        test_accuracy: Accuracy on the test split at the same thresholds; ``None`` when the
+            test split was not evaluated (then ``test_skipped`` says why).
+        test_avg_macs: Average MACs on the test split (``None`` with ``test_accuracy``).
+        max_avg_macs: The average-MAC budget; ``None`` (a latency-budgeted study) sets no
+            ``max_avg_macs`` constraint.
+        min_accuracy: The accuracy floor.
+        static: Constraints known before training, by name.
+        test_skipped: Why the test split was not evaluated (the ``test_skipped`` attribute).
+
+    Returns:
+        ``(val_accuracy, val_avg_macs)``, the values the objective returns.
+    """
+    if (test_accuracy is None) != (test_avg_macs is None) or (
+        test_accuracy is None and not test_skipped
+    ):
+        raise ValueError(
+            "pass test_accuracy and test_avg_macs together, or neither with the reason in "
+            "test_skipped."
+        )
+    val_accuracy, val_avg_macs = float(val_accuracy), float(val_avg_macs)
+    constraints = evaluation_constraints(
+        val_accuracy=val_accuracy,
+        val_avg_macs=val_avg_macs,
+        max_avg_macs=max_avg_macs,
+        min_accuracy=min_accuracy,
+        static=static,
+    )
+    for name, value in constraints.items():
+        trial.set_constraint(name, value)
     trial.set_user_attr(OBJECTIVE_SPLIT_ATTR, SELECTION_SPLIT)
     trial.set_user_attr(VAL_ACCURACY_ATTR, val_accuracy)
     trial.set_user_attr(VAL_AVG_MACS_ATTR, val_avg_macs)
-    trial.set_user_attr(TEST_ACCURACY_ATTR, float(test_accuracy))
-    trial.set_user_attr(TEST_AVG_MACS_ATTR, float(test_avg_macs))
+    if test_accuracy is None or test_avg_macs is None:
+        trial.set_user_attr(TEST_SKIPPED_ATTR, str(test_skipped))
+    else:
+        trial.set_user_attr(TEST_ACCURACY_ATTR, float(test_accuracy))
+        trial.set_user_attr(TEST_AVG_MACS_ATTR, float(test_avg_macs))
     return val_accuracy, val_avg_macs
 
 
@@ -214,6 +265,8 @@ class EENNTrial:
         timings: Seconds of the trial's phases.
         skip_reason: Why it was not trained (the static guard), ``None`` when it was.
         fail_reason: Why it failed, ``None`` when it did not.
+        test_skipped: Why its test split was not evaluated (it cannot be on the admissible
+            front), ``None`` when it was or the trial was not trained.
     """
 
     number: int
@@ -238,6 +291,7 @@ class EENNTrial:
     timings: dict[str, float] | None = None
     skip_reason: str | None = None
     fail_reason: str | None = None
+    test_skipped: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -281,4 +335,5 @@ class EENNTrial:
             timings=None if timings is None else {k: float(v) for k, v in timings.items()},
             skip_reason=attrs.get(SKIP_REASON_ATTR),
             fail_reason=attrs.get(FAIL_REASON_ATTR),
+            test_skipped=attrs.get(TEST_SKIPPED_ATTR),
         )

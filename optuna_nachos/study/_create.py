@@ -21,9 +21,11 @@ from optuna_nachos.record import (
 DEFAULT_STORAGE = "sqlite:///nachos.db"
 VERSION_KEY = SETTINGS_VERSION_KEY
 HISTORY_KEY = SETTINGS_HISTORY_KEY
-FREE_SETTINGS = frozenset({"sampler", "train.device", "train.progress", "train.num_workers"})
+FREE_SETTINGS = frozenset(
+    {"sampler", "train.device", "train.progress", "train.num_workers", "test_evaluation"}
+)
 """Settings that may change when a study is resumed: they do not change what a trial
-measures."""
+measures (``test_evaluation`` only decides which trials also get test figures)."""
 
 _logger = get_logger(__name__)
 

@@ -35,7 +35,11 @@ from optuna_nachos.train._losses import (
     macs_loss,
     support_loss,
 )
-from optuna_nachos.train._pipeline import CalibratedEvaluation, calibrate_and_evaluate
+from optuna_nachos.train._pipeline import (
+    CalibratedEvaluation,
+    calibrate_and_evaluate,
+    evaluate_on_test,
+)
 from optuna_nachos.train._progress import show_progress
 from optuna_nachos.train._support import balanced_support_indices, class_exit_accuracy
 from optuna_nachos.train._trainer import PHASES, EpochRecord, FitResult, fit
@@ -61,6 +65,7 @@ __all__ = [
     "TrainingDivergedError",
     "balanced_support_indices",
     "calibrate_and_evaluate",
+    "evaluate_on_test",
     "calibrate_thresholds",
     "class_exit_accuracy",
     "classification_loss",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +28,15 @@ class CalibratedEvaluation:
     Attributes:
         calibration: The threshold choice, with its feasibility on the validation split.
         validation: Metrics on the validation split at the chosen thresholds.
-        test: Metrics on the test split at the chosen thresholds (the figures to report).
+        test: Metrics on the test split at the chosen thresholds (the figures to report);
+            ``None`` when the test split was not evaluated (``test=False``).
         curve: The accuracy / average-MACs operating curve on the test split (what other
             threshold settings would give), when asked for with ``curve=True``.
     """
 
     calibration: Calibration
     validation: EvaluationResult
-    test: EvaluationResult
+    test: EvaluationResult | None = None
     curve: tuple[OperatingPoint, ...] | None = None
 
     @property
@@ -48,8 +50,11 @@ class CalibratedEvaluation:
         return self.calibration.feasible
 
     @property
-    def test_feasible(self) -> bool:
-        """Whether the constraints also hold on the test split."""
+    def test_feasible(self) -> bool | None:
+        """Whether the constraints also hold on the test split; ``None`` when it was not
+        evaluated."""
+        if self.test is None:
+            return None
         budget = self.calibration.max_avg_macs
         floor = self.calibration.min_accuracy
         within_budget = budget is None or self.test.avg_macs <= budget * (1 + _MACS_RTOL)
@@ -61,7 +66,7 @@ class CalibratedEvaluation:
         return {
             "calibration": self.calibration.to_dict(),
             "validation": self.validation.to_dict(),
-            "test": self.test.to_dict(),
+            "test": None if self.test is None else self.test.to_dict(),
             "test_feasible": self.test_feasible,
             "curve": None if self.curve is None else [p.to_dict() for p in self.curve],
         }
@@ -80,6 +85,7 @@ def calibrate_and_evaluate(
     device: str | torch.device = "auto",
     num_workers: int = 0,
     curve: bool = False,
+    test: bool = True,
 ) -> CalibratedEvaluation:
     """Choose thresholds on ``data.val`` and report the metrics on ``data.test``.
 
@@ -101,20 +107,21 @@ def calibrate_and_evaluate(
         num_workers: DataLoader workers.
         curve: Also compute the operating curve of the test split
             (:func:`operating_curve`).
+        test: Evaluate the test split; ``False`` chooses the thresholds and scores the
+            validation split only (the test figures can follow with :func:`evaluate_on_test`).
 
     Returns:
         The calibration and the validation and test metrics.
     """
     val = getattr(data, "val", None)
-    test = getattr(data, "test", None)
-    if val is None or test is None or len(val) == 0 or len(test) == 0:
+    if val is None or len(val) == 0:
         raise ValueError(
-            "calibrate_and_evaluate needs data with non-empty .val (to choose thresholds) and "
-            ".test (to report) splits; load the dataset with val_fraction > 0."
+            "calibrate_and_evaluate needs data with a non-empty .val split (to choose the "
+            "thresholds); load the dataset with val_fraction > 0."
         )
+    _check_test_split(data)
     options = {"batch_size": batch_size, "device": device, "num_workers": num_workers}
     val_outputs = collect_exit_outputs(model, val, **options)
-    test_outputs = collect_exit_outputs(model, test, **options)
     calibration = calibrate_thresholds(
         val_outputs,
         exit_costs,
@@ -123,9 +130,56 @@ def calibrate_and_evaluate(
         method=method,
         thresholds=thresholds,
     )
-    return CalibratedEvaluation(
+    evaluation = CalibratedEvaluation(
         calibration=calibration,
         validation=evaluate(val_outputs, calibration.thresholds, exit_costs),
-        test=evaluate(test_outputs, calibration.thresholds, exit_costs),
-        curve=tuple(operating_curve(test_outputs, exit_costs)) if curve else None,
     )
+    if not test:
+        return evaluation
+    return evaluate_on_test(model, data, evaluation, exit_costs, curve=curve, **options)
+
+
+def evaluate_on_test(
+    model: nn.Module,
+    data: Any,
+    evaluation: CalibratedEvaluation,
+    exit_costs: Sequence[float],
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    num_workers: int = 0,
+    curve: bool = False,
+) -> CalibratedEvaluation:
+    """Add the test split's metrics at the thresholds ``evaluation`` chose on validation.
+
+    Args:
+        model: The network ``evaluation`` was calibrated on.
+        data: A ``DatasetSplits``-like object with a non-empty ``.test`` split.
+        evaluation: The result of :func:`calibrate_and_evaluate` with ``test=False``.
+        exit_costs: MACs of a sample leaving at each exit.
+        batch_size: Inference batch size.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        num_workers: DataLoader workers.
+        curve: Also compute the operating curve of the test split.
+
+    Returns:
+        ``evaluation`` with its ``test`` metrics (and ``curve`` when asked for).
+    """
+    _check_test_split(data)
+    outputs = collect_exit_outputs(
+        model, data.test, batch_size=batch_size, device=device, num_workers=num_workers
+    )
+    return dataclasses.replace(
+        evaluation,
+        test=evaluate(outputs, evaluation.thresholds, exit_costs),
+        curve=tuple(operating_curve(outputs, exit_costs)) if curve else None,
+    )
+
+
+def _check_test_split(data: Any) -> None:
+    test = getattr(data, "test", None)
+    if test is None or len(test) == 0:
+        raise ValueError(
+            "the evaluation needs data with a non-empty .test split (to report on); load the "
+            "dataset with its test split."
+        )

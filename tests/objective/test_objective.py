@@ -53,7 +53,8 @@ def test_search_end_to_end_on_sqlite(tmp_path, digits, space, sampler_name):
     store_dir = tmp_path / "artifacts"
     store_dir.mkdir()
     store = optuna.artifacts.FileSystemArtifactStore(str(store_dir))
-    objective = _objective_for(digits, space, artifact_store=store)
+    # Every trained trial on test, to check the figures of each.
+    objective = _objective_for(digits, space, artifact_store=store, test_evaluation="every")
     study = nachos.create_study(
         storage=f"sqlite:///{tmp_path / 'e2e.db'}",
         study_name="e2e",

@@ -120,3 +120,53 @@ def test_old_and_partial_trials_read_with_none(tmp_path: Path) -> None:
 
     assert failed.accuracy is None and failed.cost is None
     assert failed.fail_reason == "training diverged" and not failed.feasible
+
+
+def test_a_trial_without_test_figures_says_why(tmp_path: Path) -> None:
+    study = _sqlite_study(tmp_path)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        return record_evaluation(
+            trial,
+            val_accuracy=0.4,
+            val_avg_macs=280.0,
+            test_accuracy=None,
+            test_avg_macs=None,
+            max_avg_macs=300.0,
+            min_accuracy=0.5,
+            test_skipped="not admissible on validation (violates min_accuracy)",
+        )
+
+    study.optimize(objective, n_trials=1)
+    frozen = study.trials[0]
+    assert frozen.constraints == record.evaluation_constraints(
+        val_accuracy=0.4, val_avg_macs=280.0, max_avg_macs=300.0, min_accuracy=0.5
+    )
+    assert frozen.constraints == pytest.approx({"max_avg_macs": -20.0, "min_accuracy": 0.1})
+    trial = EENNTrial.from_trial(frozen)
+    assert trial.trained and trial.test_accuracy is None and trial.test_avg_macs is None
+    assert trial.test_skipped == "not admissible on validation (violates min_accuracy)"
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        {"test_accuracy": None, "test_avg_macs": None},
+        {"test_accuracy": 0.5, "test_avg_macs": None},
+        {"test_accuracy": 0.5, "test_avg_macs": 10.0, "test_skipped": ""},
+    ],
+)
+def test_test_figures_come_together_or_with_a_reason(test: dict) -> None:
+    study = optuna.create_study(directions=list(DIRECTIONS))
+    trial = study.ask()
+    figures = {k: v for k, v in test.items() if k != "test_skipped"}
+    if figures["test_accuracy"] is not None and figures["test_avg_macs"] is not None:
+        # Figures given: an empty reason is no reason, and no error.
+        record_evaluation(
+            trial, val_accuracy=0.5, val_avg_macs=1.0, max_avg_macs=2.0, min_accuracy=0.1, **test
+        )
+        return
+    with pytest.raises(ValueError, match="together, or neither with the reason"):
+        record_evaluation(
+            trial, val_accuracy=0.5, val_avg_macs=1.0, max_avg_macs=2.0, min_accuracy=0.1, **test
+        )
