@@ -11,8 +11,11 @@ study back and reports:
 
 The thread count is the command's own (the README's sets ``--threads 1``, which makes the
 run reproducible: the same values under any load) unless ``--threads`` overrides it; the record
-keeps the thread count used, and the one-minute load average before and after
-the run (the other work on the machine).
+keeps the thread count used, the one-minute load average before and after the run (the other
+work on the machine), every trial's figures, the software versions and the CPU kernels torch
+used (``cpu_capability``: the same figures need the same kernels, since other vector widths
+sum in another order). To see what another CPU would give, force other kernels with the
+environment, for example ``ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41``.
 
 Usage: ``python benchmarks/bench_search.py [--threads auto|N] [--out FILE.json]``.
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 import optuna
 import torch
 
+import optuna_nachos
 from optuna_nachos.record import (
     ACCURACY_INDEX,
     CONFIG_ATTR,
@@ -48,6 +52,15 @@ README_ARGS = [
     "--backbone-epochs", "6", "--warmup-epochs", "2", "--exit-epochs", "2",
     "--batch-size", "64", "--threads", "1", "--storage", "sqlite:///nachos.db",
 ]  # fmt: skip
+
+
+_KERNEL_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+)
+"""Environment variables that choose the CPU kernels torch runs."""
 
 
 def _flag(args: list[str], name: str, default: str) -> str:
@@ -119,6 +132,18 @@ def main() -> None:
         }
         for t in admissible_trials(study)
     ]
+    figures = [
+        {
+            "trial": t.number,
+            "architecture": t.user_attrs[CONFIG_ATTR].get("depths"),
+            "exit_stages": t.user_attrs[CONFIG_ATTR]["exit_stages"],
+            "accuracy": t.values[ACCURACY_INDEX],
+            "avg_macs": t.values[COST_INDEX],
+            "test_accuracy": t.user_attrs.get("test_accuracy"),
+        }
+        for t in trials
+        if CONFIG_ATTR in t.user_attrs
+    ]
     fractions = [o["outside_fraction"] for o in overhead]
     result = {
         "command": "optuna-nachos " + " ".join(search_args),
@@ -133,9 +158,15 @@ def main() -> None:
         "per_trial": overhead,
         "hypervolume": hypervolume(study),
         "admissible_front": front,
+        "trial_figures": figures,
         "machine": {
             "torch": torch.__version__,
             "optuna": optuna.__version__,
+            "optuna_nachos": optuna_nachos.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "kernel_environment": {
+                name: os.environ[name] for name in _KERNEL_VARIABLES if name in os.environ
+            },
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
