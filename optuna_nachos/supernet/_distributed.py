@@ -99,20 +99,30 @@ class Processes:
         return box[0]
 
     def from_main(self, read: Any) -> Any:
-        """Run ``read()`` on rank 0 only and give its result to every rank; a
-        :class:`SupernetError` or ``ValueError`` it raises is raised on every rank."""
+        """Run ``read()`` on rank 0 only and give its result to every rank.
+
+        An error of ``read()`` is raised on every rank (rather than leaving the others
+        waiting): as it is on rank 0; as a :class:`SupernetError` or ``ValueError`` of the
+        same message on the others, any other error as a ``RuntimeError`` naming it.
+        """
         if not self.distributed:
             return read()
-        outcome: tuple[str, Any] | None = None
-        if self.main:
-            try:
-                outcome = ("value", read())
-            except (SupernetError, ValueError) as error:
-                outcome = (type(error).__name__, str(error))
-        kind, value = self.shared(outcome)
-        if kind == "value":
-            return value
-        raise (SupernetError if kind == SupernetError.__name__ else ValueError)(value)
+        if not self.main:
+            kind, value = self.shared(None)
+            if kind == "value":
+                return value
+            if kind == SupernetError.__name__:
+                raise SupernetError(value)
+            if kind == ValueError.__name__:
+                raise ValueError(value)
+            raise RuntimeError(f"rank 0 failed: {kind}: {value}")
+        try:
+            value = read()
+        except Exception as error:
+            self.shared((type(error).__name__, str(error)))
+            raise
+        self.shared(("value", value))
+        return value
 
     @property
     def _collective_device(self) -> torch.device:

@@ -252,6 +252,21 @@ def test_a_stopped_run_resumes_on_one_process(tmp_path):
     assert not torch.distributed.is_initialized()
 
 
+def test_an_error_of_rank_0_stops_every_rank(tmp_path):
+    """Rank 0 alone reads the folder; what it finds wrong stops the others too (no wait)."""
+    (tmp_path / "rank0").mkdir()
+    (tmp_path / "rank0" / "sn").write_text("not a folder")
+    launch = _launch(tmp_path)
+    codes = [process.wait(timeout=LAUNCH_TIMEOUT) for process in launch.processes]
+    assert codes[0] != 0 and codes[1] != 0
+    for rank in (0, 1):
+        assert (
+            "sn is a file; the supernet needs a folder"
+            in (launch.record / f"log-{rank}").read_text()
+        )
+    assert list(launch.cwd(1).iterdir()) == []
+
+
 def test_a_plain_run_is_unchanged(trained):
     """One process without torchrun trains as before distributed training existed: the
     figures of the session's tiny supernet (``trained``) as that code gave them (its
