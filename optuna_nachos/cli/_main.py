@@ -48,6 +48,29 @@ USER_ERROR_STATUS = 2
 """Exit status of a user error (as :mod:`argparse` exits on a wrong flag)."""
 BUG_STATUS = 1
 """Exit status of an unexpected error, printed with its traceback."""
+STORAGE_LOST_STATUS = 75
+"""Exit status when the storage stops answering (``EX_TEMPFAIL``: start the worker again once
+it is back)."""
+
+
+def _storage_outage(error: BaseException) -> BaseException | None:
+    """The lost-connection error behind ``error`` (Optuna's storage error, or the database
+    driver's operational or interface error), or ``None``."""
+    import optuna
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, optuna.exceptions.StorageInternalError):
+            return current
+        if type(current).__module__.startswith("sqlalchemy") and type(current).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 on a user error (one line on standard error) or when
         no subcommand is given (the help is printed), 1 on an unexpected error (its traceback
-        is printed), 130 on Ctrl-C. ``--help``, ``--version`` and argument errors exit
-        through :class:`SystemExit`, as :mod:`argparse` does.
+        is printed), 75 when the storage stops answering (one line), 130 on Ctrl-C.
+        ``--help``, ``--version`` and argument errors exit through :class:`SystemExit`, as
+        :mod:`argparse` does.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -139,7 +163,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
         print(f"{PROG}: error: {_error_line(error, args)}", file=sys.stderr)
         return USER_ERROR_STATUS
-    except Exception:
+    except Exception as error:
+        outage = _storage_outage(error)
+        if outage is not None:
+            first_line = str(outage).strip().splitlines()[0] if str(outage).strip() else ""
+            print(
+                f"{PROG}: error: lost the storage ({type(outage).__name__}: {first_line}); "
+                "start the command again once it answers: a trial it was running is failed "
+                "and retried when its heartbeat goes stale",
+                file=sys.stderr,
+            )
+            return STORAGE_LOST_STATUS
         traceback.print_exc(file=sys.stderr)
         print(
             f"{PROG}: internal error (the traceback above); please report it with the command "

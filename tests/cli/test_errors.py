@@ -36,6 +36,40 @@ def test_a_bug_prints_its_traceback_and_exits_1(monkeypatch, capsys):
     assert "internal error" in err.splitlines()[-1]
 
 
+def _lost_connection() -> Exception:
+    import sqlalchemy.exc
+
+    driver = sqlalchemy.exc.OperationalError(
+        "SELECT 1", {}, Exception("server closed the connection unexpectedly\nmore")
+    )
+    try:
+        raise driver
+    except sqlalchemy.exc.OperationalError:
+        try:
+            raise RuntimeError("while telling the trial")  # the lost connection is its context
+        except RuntimeError as error:
+            return error
+
+
+@pytest.mark.parametrize("kind", ["optuna", "driver"])
+def test_a_lost_storage_is_one_line_and_exit_75(monkeypatch, capsys, kind):
+    import optuna
+
+    error = (
+        optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+        if kind == "optuna"
+        else _lost_connection()
+    )
+    monkeypatch.setattr(_commands, "run_best_command", _raising(error))
+    assert main(["best"]) == 75
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("optuna-nachos: error: lost the storage (")
+    assert "start the command again once it answers" in err
+    if kind == "driver":
+        assert "OperationalError" in err and "server closed the connection" in err
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_verbose_shows_the_traceback_of_a_user_error(monkeypatch, capsys, where):
     monkeypatch.setattr(_commands, "run_best_command", _raising(ConfigError("bad")))
