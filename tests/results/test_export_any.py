@@ -146,8 +146,15 @@ def test_packaged_search_exports_carry_the_dataset_preprocessing(digits_study, t
     import optuna
 
     store = optuna.artifacts.FileSystemArtifactStore(str(digits_study.artifact_dir))
+    # A trial evaluated on test (on the admissible front when it finished): its bundle's
+    # metrics are the test split's; a trial whose test split was skipped carries the
+    # validation split's, labelled.
     trained = [t for t in digits_study.study.trials if "nachos_artifact_id" in t.user_attrs]
-    deployed = nachos.load_eenn(trained[-1], artifact_store=store)
+    tested = [t for t in trained if "test_accuracy" in t.user_attrs]
+    for trial in trained:
+        metrics = nachos.load_eenn(trial, artifact_store=store).metadata["metrics"]
+        assert metrics.get("split", "test") == ("test" if trial in tested else "validation")
+    deployed = nachos.load_eenn(tested[-1], artifact_store=store)
     digits = load_dataset("digits", resolution=16, augment=False)
     assert deployed.preprocessing == Preprocessing.from_dataset(digits)
     # what `optuna-nachos export` does: the metadata (preprocessing included) travels along
