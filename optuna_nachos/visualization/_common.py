@@ -20,6 +20,7 @@ from optuna_nachos.record import (
     MIN_ACCURACY,
     OPERATING_CURVE_COST_ATTR,
     SKIP_REASON_ATTR,
+    TEST_SKIPPED_ATTR,
     is_latency_study,
     study_settings,
 )
@@ -110,9 +111,15 @@ def require_attrs(trial: FrozenTrial, names: Sequence[str], *, figure: str) -> N
     hint = ""
     if SKIP_REASON_ATTR in trial.user_attrs:
         hint = f" It was not trained ({trial.user_attrs[SKIP_REASON_ATTR]})."
+    elif TEST_SKIPPED_ATTR in trial.user_attrs:
+        hint = (
+            f" Its test split was not evaluated ({trial.user_attrs[TEST_SKIPPED_ATTR]}): only "
+            "the trials that can reach the admissible front are, unless the objective has "
+            "test_evaluation='every' (--test-evaluation every)."
+        )
     raise ValueError(
         f"{figure} needs the user attribute(s) {missing} of trial {trial.number}, written by "
-        f"NachosObjective on every trained trial.{hint}"
+        f"NachosObjective.{hint}"
     )
 
 

@@ -43,3 +43,17 @@ def test_untrained_trial_raises(digits_study):
     skipped = next(t for t in digits_study.study.trials if "skipped_training" in t.user_attrs)
     with pytest.raises(ValueError, match=r"operating_curve.*written by NachosObjective"):
         plot_operating_curve(skipped)
+
+
+def test_a_trial_not_tested_says_why_and_how_to_test_every_trial():
+    import optuna
+
+    trial = optuna.trial.create_trial(
+        values=[0.5, 1e6],
+        user_attrs={"thresholds": [0.5], "test_skipped": "dominated on validation by trial 0"},
+    )
+    with pytest.raises(ValueError, match=r"operating_curve") as raised:
+        plot_operating_curve(trial)
+    message = str(raised.value)
+    assert "(dominated on validation by trial 0)" in message
+    assert "test_evaluation='every'" in message
