@@ -39,6 +39,7 @@ def test_objective_values_are_validation_and_test_attributes_match_the_exported_
         train_config=nachos.TrainConfig(
             backbone_epochs=2, warmup_epochs=1, exit_epochs=1, progress=False, batch_size=64
         ),
+        test_evaluation="every",  # its test figures, admissible or not
     )
     storage = f"sqlite:///{tmp_path / 'protocol.db'}"
     study = nachos.create_study(storage=storage, study_name="p", settings=objective.settings())
