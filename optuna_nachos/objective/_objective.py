@@ -641,11 +641,10 @@ class NachosObjective:
         val_avg_macs = _weighted(val_ratios, macs)
         measured_latency = latency is not None and self.max_avg_latency_ms is not None
         val_latency = None if latency is None else _weighted(val_ratios, latency)
-        static_kept = {
-            name: value
-            for name, value in static.items()
-            if not (name == MAX_AVG_LATENCY and measured_latency)
-        }
+        static_kept = dict(static)
+        if measured_latency and val_latency is not None:
+            # The measured average replaces the static guard's first-exit bound.
+            static_kept[MAX_AVG_LATENCY] = val_latency - self.max_avg_latency_ms
         constraints = evaluation_constraints(
             val_accuracy=validation.accuracy,
             val_avg_macs=val_avg_macs,
@@ -653,8 +652,6 @@ class NachosObjective:
             min_accuracy=self.min_accuracy,
             static=static_kept,
         )
-        if measured_latency and val_latency is not None:
-            constraints[MAX_AVG_LATENCY] = val_latency - self.max_avg_latency_ms
         cost = val_latency if by_latency and val_latency is not None else val_avg_macs
         test_skipped = self._test_skip_reason(trial, validation.accuracy, cost, constraints)
         if test_skipped is None:
@@ -678,8 +675,6 @@ class NachosObjective:
             static=static_kept,
             test_skipped=test_skipped,
         )
-        if measured_latency and val_latency is not None:
-            trial.set_constraint(MAX_AVG_LATENCY, val_latency - self.max_avg_latency_ms)
         if latency is not None and val_latency is not None:
             trial.set_user_attr(VAL_AVG_LATENCY_ATTR, val_latency)
         # The bundle's metrics are the test split's; a trial whose test split was skipped
