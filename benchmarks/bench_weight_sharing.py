@@ -243,7 +243,7 @@ def part_ab(args: argparse.Namespace) -> None:
     from optuna_nachos.data import load_dataset
     from optuna_nachos.supernet import SupernetSettings, train_supernet
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = load_dataset(DATASET, resolution=RESOLUTION, seed=0, train_subset=args.train_subset)
     recipes = {
         # The first recipe: heads on the backbone's SGD from the first step, no warm-up, no
