@@ -548,8 +548,125 @@ def part_fidelity(args: argparse.Namespace) -> None:
             if len(inherited_pairs) >= 5:
                 entry[key] = _agreement(inherited_pairs)
         entry.update(_choice(inherited, truth, searched))
+        entry["standalone"] = _standalone(inherited, truth)
         record["variants"][folder.name] = entry
+    ab = args.out / "ab.json"
+    if ab.exists():
+        record["ab"] = _ab_summary(json.loads(ab.read_text()))
     _write(args.out / "fidelity.json", record)
+    (args.out / "fidelity.md").write_text(_fidelity_markdown(record))
+
+
+def _standalone(
+    inherited: dict[str, dict[str, Any]], truth: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Per-exit test accuracies of the largest and smallest subnets, inherited (the supernet's
+    backbone and final classifier, the exits fitted by the variant) against trained alone."""
+    out = {}
+    for name in ("largest", "smallest"):
+        if name in inherited and name in truth:
+            shared = inherited[name]["test_exit_accuracies"]
+            alone = truth[name]["test_exit_accuracies"]
+            out[name] = {
+                "inherited": shared,
+                "standalone": alone,
+                "final_gap_points": 100 * (alone[-1] - shared[-1]),
+            }
+    return out
+
+
+def _ab_summary(ab: dict[str, Any]) -> dict[str, Any]:
+    """Per recipe of the A/B: epochs, training seconds, per-exit validation accuracies."""
+    return {
+        name: {
+            "epochs": recipe["epochs"],
+            "train_seconds": recipe["train_seconds"],
+            **{
+                f"{which}_exits": figures["exit_accuracies"]
+                for which, figures in recipe["val"].items()
+            },
+        }
+        for name, recipe in ab["recipes"].items()
+    }
+
+
+def _interval(agreement: dict[str, Any] | None, key: str) -> str:
+    if not agreement:
+        return "n/a"
+    low, high = agreement[f"{key}_95ci"]
+    return f"{agreement[key]:.2f} [{low:.2f}, {high:.2f}] (n={agreement['n']})"
+
+
+def _percent(values: list[float]) -> str:
+    return " / ".join(f"{100 * v:.1f}" for v in values)
+
+
+def _fidelity_markdown(record: dict[str, Any]) -> str:
+    """The fidelity record as tables: agreement per variant beside the ceiling, the largest
+    and smallest subnets against stand-alone training, and the recipe A/B."""
+    done = record["complete"]
+    lines = [
+        "# Weight-sharing fidelity",
+        "",
+        f"Ground truth: {done['groundtruth_seed0']} of {done['candidates']} candidates (seed 0), "
+        f"{done['groundtruth_seed1']} with a second seed (the noise ceiling). Objective: "
+        "validation accuracy at the budget with the candidate's exits and thresholds; final "
+        "exit: test accuracy of the last classifier. Kendall tau and Spearman rho with bootstrap "
+        "95 % intervals.",
+        "",
+        "| variant | s/candidate | tau, objective | rho, objective | tau, final exit | "
+        "admissibility agreement | regret (points) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ceiling = record["ceiling_seed1_vs_seed0"]
+    lines.append(
+        f"| ceiling (seed 1 vs 0) | | {_interval(ceiling.get('val_accuracy'), 'kendall_tau')} | "
+        f"{_interval(ceiling.get('val_accuracy'), 'spearman_rho')} | "
+        f"{_interval(ceiling.get('final_test_accuracy'), 'kendall_tau')} | | |"
+    )
+    for name, entry in record["variants"].items():
+        regret = entry.get("regret")
+        regret_text = "n/a" if regret is None else f"{regret['points']:.2f}"
+        agreement = entry.get("admissibility_agreement")
+        lines.append(
+            f"| {name} | {entry.get('seconds_mean', float('nan')):.1f} | "
+            f"{_interval(entry.get('val_accuracy'), 'kendall_tau')} | "
+            f"{_interval(entry.get('val_accuracy'), 'spearman_rho')} | "
+            f"{_interval(entry.get('final_test_accuracy'), 'kendall_tau')} | "
+            f"{'n/a' if agreement is None else f'{100 * agreement:.0f} %'} | "
+            f"{regret_text} |"
+        )
+    lines += [
+        "",
+        "## The largest and smallest subnets against stand-alone training",
+        "",
+        "Per-exit test accuracies (%), inherited from the supernet (exits fitted by the variant) "
+        "and trained alone from scratch on the same data.",
+        "",
+        "| variant | subnet | inherited | stand-alone | final-exit gap (points) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in record["variants"].items():
+        for subnet, row in entry.get("standalone", {}).items():
+            lines.append(
+                f"| {name} | {subnet} | {_percent(row['inherited'])} | "
+                f"{_percent(row['standalone'])} | {row['final_gap_points']:.2f} |"
+            )
+    if "ab" in record:
+        lines += [
+            "",
+            "## The recipe A/B at equal training time",
+            "",
+            "| recipe | epochs | training s | largest, per exit (%) | smallest, per exit (%) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in record["ab"].items():
+            lines.append(
+                f"| {name} | {row['epochs']} | {row['train_seconds']:.0f} | "
+                f"{_percent(row.get('largest_exits', []))} | "
+                f"{_percent(row.get('smallest_exits', []))} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def _choice(
