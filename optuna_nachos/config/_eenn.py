@@ -71,7 +71,8 @@ class EENNConfig:
             sorted and without repeats. The final classifier after stage 5 always exists.
         resolution: Side of the square input image, in pixels.
         exit_head: Name of the early-exit classifier design, as registered in
-            :mod:`optuna_nachos.models` (``"nachos"`` or ``"pool_linear"`` built in).
+            :mod:`optuna_nachos.models` (see
+            :func:`~optuna_nachos.models.list_exit_heads`).
         exit_thresholds: Optional fixed exit thresholds, one per early exit (EDANAS-style
             threshold genes). ``None`` leaves the thresholds to calibration.
 

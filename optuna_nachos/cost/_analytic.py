@@ -1,15 +1,16 @@
 """Closed-form MACs and parameters of the MobileNetV3 early-exit networks.
 
-Nothing here builds a torch module: the numbers follow the layer arithmetic of
-:mod:`optuna_nachos.models` (convolution output sizes with padding ``k // 2``,
-:func:`~optuna_nachos.models.make_divisible` channel rounding, the cost-monotone pooling rule of
-:func:`~optuna_nachos.models.build_eenn`) and equal fvcore's conv/linear count MAC for MAC.
-Per-layer and per-stage pieces are memoized on plain integers, so that a sampler screening
-thousands of candidates pays for each distinct stage once.
+Nothing here builds a torch module: the numbers come from the layer formulas of
+:mod:`optuna_nachos.models` (:func:`~optuna_nachos.models.mbconv_cost` and its kin for the
+backbone, the cost formula each exit head is registered with) and the cost-monotone pooling
+rule of :func:`~optuna_nachos.models.build_eenn`, and equal fvcore's conv/linear count MAC for
+MAC. Pieces are memoized on plain values, so that a sampler screening thousands of candidates
+pays for each distinct stage and head placement once.
 """
 
 from __future__ import annotations
 
+import operator
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -20,20 +21,21 @@ from optuna_nachos.models import (
     FINAL_FEATURE_CHANNELS,
     STAGES,
     STEM_CHANNELS,
-    NachosExitHead,
-    PoolLinearExitHead,
+    ExitHeadSpec,
+    conv2d_cost,
+    conv_bn_cost,
+    conv_output_side,
     get_exit_head,
-    make_divisible,
+    linear_cost,
+    mbconv_cost,
 )
 
 _STEM_KERNEL = 3
 _STEM_STRIDE = 2
-_NACHOS_HEAD_CHANNELS = (32, 64, 128)
-_NACHOS_HEAD_KERNEL = 3
 
-# Head designs whose cost the closed form knows, by registered factory (identity, not name:
-# a user may re-register a name with another factory).
-_KNOWN_HEADS = ((NachosExitHead, "nachos"), (PoolLinearExitHead, "pool_linear"))
+# Per head name, the registration whose formula gave the values ``_head`` has cached: a name
+# registered again (``overwrite=True``) has a new spec object, and the cache is dropped.
+_cached_heads: dict[str, ExitHeadSpec] = {}
 
 
 class Analysis(NamedTuple):
@@ -60,46 +62,28 @@ class Analysis(NamedTuple):
     final_params: int
 
 
-def _conv_side(side: int, kernel: int, stride: int) -> int:
-    """Output side of a convolution with padding ``kernel // 2``."""
-    return (side + 2 * (kernel // 2) - kernel) // stride + 1
-
-
-def _conv_bn(
-    in_ch: int, out_ch: int, kernel: int, *, groups: int, side_out: int
-) -> tuple[int, int]:
-    """MACs and parameters of ConvBNAct (bias-free convolution, BatchNorm)."""
-    weights = out_ch * (in_ch // groups) * kernel * kernel
-    return side_out * side_out * weights, weights + 2 * out_ch
-
-
 @lru_cache(maxsize=16384)
 def _mbconv(
     in_ch: int, out_ch: int, kernel: int, stride: int, expand: int, use_se: bool, side: int
 ) -> tuple[int, int, int]:
     """MACs, parameters and output side of one MBConv block."""
-    hidden = in_ch if expand == 1 else make_divisible(in_ch * expand)
-    side_out = _conv_side(side, kernel, stride)
-    macs = params = 0
-    if expand != 1:
-        m, p = _conv_bn(in_ch, hidden, 1, groups=1, side_out=side)
-        macs, params = macs + m, params + p
-    m, p = _conv_bn(hidden, hidden, kernel, groups=hidden, side_out=side_out)
-    macs, params = macs + m, params + p
-    if use_se:
-        squeezed = make_divisible(hidden / 4)
-        # Two 1x1 convolutions with bias on the pooled 1x1 map.
-        macs += 2 * hidden * squeezed
-        params += 2 * hidden * squeezed + squeezed + hidden
-    m, p = _conv_bn(hidden, out_ch, 1, groups=1, side_out=side_out)
-    return macs + m, params + p, side_out
+    macs, params = mbconv_cost(
+        in_ch,
+        out_ch,
+        kernel_size=kernel,
+        stride=stride,
+        expand_ratio=expand,
+        use_se=use_se,
+        side=side,
+    )
+    return macs, params, conv_output_side(side, kernel, stride)
 
 
 @lru_cache(maxsize=1024)
 def _stem(in_channels: int, resolution: int) -> tuple[int, int, int]:
     """MACs, parameters and output side of the stem (conv 3x3 s2, then MBConv 3x3 e1)."""
-    side = _conv_side(resolution, _STEM_KERNEL, _STEM_STRIDE)
-    macs, params = _conv_bn(in_channels, STEM_CHANNELS, _STEM_KERNEL, groups=1, side_out=side)
+    side = conv_output_side(resolution, _STEM_KERNEL, _STEM_STRIDE)
+    macs, params = conv_bn_cost(in_channels, STEM_CHANNELS, _STEM_KERNEL, side_out=side)
     m, p, side = _mbconv(STEM_CHANNELS, STEM_CHANNELS, 3, 1, 1, False, side)
     return macs + m, params + p, side
 
@@ -132,38 +116,57 @@ def _stage(
 @lru_cache(maxsize=4096)
 def _final(in_ch: int, side: int, num_classes: int) -> tuple[int, int]:
     """MACs and parameters of the final classifier."""
-    macs, params = _conv_bn(in_ch, FINAL_EXPAND_CHANNELS, 1, groups=1, side_out=side)
-    features = FINAL_EXPAND_CHANNELS * FINAL_FEATURE_CHANNELS
-    macs += features + FINAL_FEATURE_CHANNELS * num_classes
-    params += features + FINAL_FEATURE_CHANNELS + (FINAL_FEATURE_CHANNELS + 1) * num_classes
-    return macs, params
+    pieces = (
+        conv_bn_cost(in_ch, FINAL_EXPAND_CHANNELS, 1, side_out=side),
+        # After global pooling: a 1x1 convolution with bias, then the linear classifier.
+        conv2d_cost(FINAL_EXPAND_CHANNELS, FINAL_FEATURE_CHANNELS, 1, side_out=1),
+        linear_cost(FINAL_FEATURE_CHANNELS, num_classes),
+    )
+    return sum(m for m, _ in pieces), sum(p for _, p in pieces)
+
+
+def _check_formula(spec: ExitHeadSpec) -> None:
+    """Raise if head ``spec`` has no cost formula; drop the cached head costs if its name has
+    been registered again since they were computed."""
+    if spec.cost is None:
+        raise ValueError(
+            f"exit head {spec.name!r} was registered without a cost formula, so the analytic "
+            f"cost model cannot count it: pass its formula when registering it "
+            f"(register_exit_head({spec.name!r}, factory, cost=...), see ExitHeadSpec), or "
+            f"count the built network with method='fvcore'."
+        )
+    if _cached_heads.get(spec.name) is not spec:
+        if spec.name in _cached_heads:
+            _head.cache_clear()  # all heads: re-registering is rare
+        _cached_heads[spec.name] = spec
 
 
 @lru_cache(maxsize=16384)
-def _head(kind: str, in_ch: int, side: int, num_classes: int, pool: int) -> tuple[int, int]:
-    """MACs and parameters of an early-exit head of a known design."""
-    outputs = num_classes + 1
-    if kind == "pool_linear":
-        return in_ch * outputs, (in_ch + 1) * outputs
-    side = side // pool  # max-pool of kernel and stride ``pool``, no padding
-    area = side * side
-    area_k = _NACHOS_HEAD_KERNEL * _NACHOS_HEAD_KERNEL
-    macs = params = 0
-    channels = in_ch
-    for out_ch in _NACHOS_HEAD_CHANNELS:
-        macs += area * channels * out_ch * area_k
-        params += channels * out_ch * area_k + out_ch
-        channels = out_ch
-    features = channels * area
-    return macs + features * outputs, params + (features + 1) * outputs
+def _head(name: str, in_ch: int, side: int, num_classes: int, pool: int) -> tuple[int, int]:
+    """MACs and parameters of an early-exit head, from its registered formula (the caller
+    checks the registration with :func:`_check_formula` first)."""
+    counts = get_exit_head(name).cost(in_ch, side, num_classes, pool=pool)
+    try:
+        macs, params = (operator.index(count) for count in counts)
+        if macs < 0 or params < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"the cost formula of exit head {name!r} must return (macs, params), two "
+            f"non-negative integers, got {counts!r} for in_channels={in_ch}, side={side}, "
+            f"num_classes={num_classes}, pool={pool}."
+        ) from None
+    return macs, params
 
 
 def analyze(config: EENNConfig, *, num_classes: int, in_channels: int = 3) -> Analysis:
     """Closed-form MACs and parameters of every piece of ``config``'s network.
 
     Raises:
-        TypeError: If ``config`` is not an :class:`~optuna_nachos.EENNConfig`.
-        ValueError: If the counts are invalid, or the exit head is a custom design.
+        TypeError: If ``config`` is not an :class:`~optuna_nachos.EENNConfig`, or the exit
+            head's cost formula does not return two non-negative integers.
+        ValueError: If the counts are invalid, or the exit head was registered without a cost
+            formula.
         KeyError: If the exit head is not registered.
     """
     if not isinstance(config, EENNConfig):
@@ -191,19 +194,14 @@ def analyze(config: EENNConfig, *, num_classes: int, in_channels: int = 3) -> An
     head_params: dict[int, int] = {}
     pools: dict[int, int] = {}
     if positions:
-        kind = next((k for f, k in _KNOWN_HEADS if f is head_spec.factory), None)
-        if kind is None:
-            raise ValueError(
-                f"the analytic cost model does not know the formula of the custom exit head "
-                f"{config.exit_head!r}; count it on the built network with method='fvcore'."
-            )
+        _check_formula(head_spec)
         pool_sizes = head_spec.pool_sizes
         next_cost = cumulative_macs[-1] + final_macs
         for position in reversed(positions):
             in_ch, side = STAGES[position].out_channels, sides[position]
             usable = [p for p in pool_sizes if p <= side] or [1]
             for pool in usable:
-                m, p = _head(kind, in_ch, side, num_classes, pool)
+                m, p = _head(config.exit_head, in_ch, side, num_classes, pool)
                 cost = cumulative_macs[position] + m
                 if cost < next_cost:
                     break
@@ -235,13 +233,14 @@ def exit_pools_analytic(config: EENNConfig, *, num_classes: int, in_channels: in
         ``build_eenn(config, ...).exit_pools``.
 
     Raises:
-        ValueError: If the exit head is a custom registered design (its cost formula is
-            unknown; build the network and read ``exit_pools`` instead).
+        ValueError: If the exit head was registered without a cost formula (build the
+            network and read ``exit_pools`` instead).
     """
     return list(analyze(config, num_classes=num_classes, in_channels=in_channels).exit_pools)
 
 
 def clear_caches() -> None:
-    """Empty the memoized per-layer and per-stage pieces (for cold-start timing)."""
+    """Empty the memoized per-layer, per-stage and per-head pieces (for cold-start timing)."""
     for cached in (_mbconv, _stem, _stage, _final, _head):
         cached.cache_clear()
+    _cached_heads.clear()

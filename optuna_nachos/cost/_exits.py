@@ -81,7 +81,8 @@ def exit_macs(
         in_channels: Channels of the input images (1 grey-scale, 3 RGB).
         method: ``"analytic"`` (closed form, no module built, thousands of times faster) or
             ``"fvcore"`` (builds the network and counts its all-exits forward with fvcore).
-            Both give the same numbers; custom registered exit heads need ``"fvcore"``.
+            Both give the same numbers; an exit head registered without a cost formula
+            needs ``"fvcore"``.
         convention: ``"nachos"`` (default) or ``"reference"``, which leaves out the passed
             heads as the NACHOS reference repository does (for comparing with the paper).
 
@@ -90,8 +91,8 @@ def exit_macs(
 
     Raises:
         TypeError: If ``config`` is not an :class:`~optuna_nachos.EENNConfig`.
-        ValueError: On an invalid count, method or convention, or a custom exit head with
-            ``method="analytic"``.
+        ValueError: On an invalid count, method or convention, or an exit head without a cost
+            formula with ``method="analytic"``.
         KeyError: If the exit head is not registered.
 
     Example:
@@ -147,8 +148,8 @@ def exit_params(
 
     Raises:
         TypeError: If ``config`` is not an :class:`~optuna_nachos.EENNConfig`.
-        ValueError: On an invalid count or method, or a custom exit head with
-            ``method="analytic"``.
+        ValueError: On an invalid count or method, or an exit head without a cost formula
+            with ``method="analytic"``.
     """
     check_method(method)
     if isinstance(config, EarlyExitNetwork):

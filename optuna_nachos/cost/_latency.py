@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from optuna_nachos.config import EENNConfig
-from optuna_nachos.cost._analytic import _conv_side, analyze
+from optuna_nachos.cost._analytic import analyze
 from optuna_nachos.cost._common import check_convention, check_counts
 from optuna_nachos.models import (
     STAGES,
@@ -45,6 +45,7 @@ from optuna_nachos.models import (
     FinalClassifier,
     MBConv,
     build_stem,
+    conv_output_side,
     get_exit_head,
 )
 
@@ -110,10 +111,10 @@ def block_path(config: EENNConfig, *, num_classes: int, in_channels: int = 3) ->
 
     Raises:
         TypeError: If ``config`` is not an :class:`~optuna_nachos.EENNConfig`.
-        ValueError: On invalid counts or a custom exit head.
+        ValueError: On invalid counts or an exit head without a cost formula.
     """
     parts = analyze(config, num_classes=num_classes, in_channels=in_channels)
-    side = _conv_side(config.resolution, _STEM_SIDE_KERNEL, _STEM_SIDE_STRIDE)
+    side = conv_output_side(config.resolution, _STEM_SIDE_KERNEL, _STEM_SIDE_STRIDE)
     segments: list[tuple[str, ...]] = []
     sides: list[int] = []
     channels = STEM_CHANNELS
@@ -135,7 +136,7 @@ def block_path(config: EENNConfig, *, num_classes: int, in_channels: int = 3) ->
                     side=side,
                 )
             )
-            side = _conv_side(side, kernel, stride)
+            side = conv_output_side(side, kernel, stride)
         segments.append(tuple(keys))
         sides.append(side)
         channels = spec.out_channels
@@ -338,7 +339,8 @@ def exit_block_counts(
         One ``{term: count}`` per exit: early exits shallowest first, then the final exit.
 
     Raises:
-        ValueError: On invalid counts, a custom exit head or an unknown convention.
+        ValueError: On invalid counts, an exit head without a cost formula or an unknown
+            convention.
     """
     check_convention(convention)
     path = block_path(config, num_classes=num_classes, in_channels=in_channels)
@@ -442,7 +444,7 @@ def space_blocks(
         blocks[stem_key(in_channels, resolution)] = _Block(
             lambda c=in_channels: build_stem(c), (in_channels, resolution, resolution)
         )
-        side = _conv_side(resolution, _STEM_SIDE_KERNEL, _STEM_SIDE_STRIDE)
+        side = conv_output_side(resolution, _STEM_SIDE_KERNEL, _STEM_SIDE_STRIDE)
         channels = STEM_CHANNELS
         for index, spec in enumerate(STAGES):
             first_sides = {}
@@ -451,7 +453,7 @@ def space_blocks(
                 stride = spec.stride if first else 1
                 for kernel in kernel_sizes:
                     layer_side = side if first else first_sides[kernel]
-                    out_side = _conv_side(layer_side, kernel, stride)
+                    out_side = conv_output_side(layer_side, kernel, stride)
                     if first:
                         first_sides[kernel] = out_side
                     for expand in expand_ratios:

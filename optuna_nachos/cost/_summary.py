@@ -202,7 +202,7 @@ def cost_profile(
         in_channels: Channels of the input images.
         convention: ``"nachos"`` or ``"reference"``, as in :func:`exit_macs`.
         method: ``"analytic"`` (default; no module built) or ``"fvcore"`` (builds the network
-            once and counts it; needed for custom registered exit heads).
+            once and counts it; needed for an exit head registered without a cost formula).
         input_shape: ``(channels, height, width)`` of one sample, for a built network that
             does not record it.
 
@@ -213,8 +213,8 @@ def cost_profile(
         TypeError: If ``config`` is neither an :class:`~optuna_nachos.EENNConfig` nor an
             :class:`~optuna_nachos.EarlyExitNetwork`, or ``num_classes`` is missing; the
             message says what to pass.
-        ValueError: On an invalid count, method or convention, or a custom exit head with
-            ``method="analytic"``.
+        ValueError: On an invalid count, method or convention, or an exit head without a cost
+            formula with ``method="analytic"``.
     """
     check_method(method)
     check_convention(convention)

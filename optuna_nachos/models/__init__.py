@@ -18,6 +18,13 @@ from optuna_nachos.models._heads import (
     register_exit_head,
 )
 from optuna_nachos.models._init import init_weights
+from optuna_nachos.models._layer_costs import (
+    conv2d_cost,
+    conv_bn_cost,
+    conv_output_side,
+    linear_cost,
+    mbconv_cost,
+)
 from optuna_nachos.models._mobilenetv3 import (
     FINAL_EXPAND_CHANNELS,
     FINAL_FEATURE_CHANNELS,
@@ -54,13 +61,18 @@ __all__ = [
     "attach_exits",
     "build_eenn",
     "choose_pools",
+    "conv2d_cost",
+    "conv_bn_cost",
+    "conv_output_side",
     "cumulative_confidence",
     "cut_stages",
     "exit_probabilities",
     "get_exit_head",
     "init_weights",
+    "linear_cost",
     "list_exit_heads",
     "make_divisible",
+    "mbconv_cost",
     "profile_macs",
     "register_exit_head",
     "select_exits",

@@ -14,6 +14,16 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
+def hidden_channels(in_channels: int, expand_ratio: int) -> int:
+    """Channels inside an MBConv block: the input's when ``expand_ratio`` is 1 (no expansion)."""
+    return in_channels if expand_ratio == 1 else make_divisible(in_channels * expand_ratio)
+
+
+def squeezed_channels(channels: int) -> int:
+    """Channels of the squeeze-excitation bottleneck (reduction 4)."""
+    return make_divisible(channels / 4)
+
+
 def make_activation(name: str | None) -> nn.Module:
     """Activation module by name: ``"relu"``, ``"hswish"`` or ``None`` (identity)."""
     if name is None:
@@ -58,7 +68,7 @@ class SqueezeExcitation(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.squeezed_channels = make_divisible(channels / 4)
+        self.squeezed_channels = squeezed_channels(channels)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.reduce = nn.Conv2d(channels, self.squeezed_channels, 1)
         self.relu = nn.ReLU(inplace=True)
@@ -85,7 +95,7 @@ class MBConv(nn.Module):
         use_se: bool,
     ) -> None:
         super().__init__()
-        hidden = in_channels if expand_ratio == 1 else make_divisible(in_channels * expand_ratio)
+        hidden = hidden_channels(in_channels, expand_ratio)
         layers: list[nn.Module] = []
         if expand_ratio != 1:
             layers.append(ConvBNAct(in_channels, hidden, 1, activation=activation))

@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from optuna_nachos.models._blocks import MBConv, make_divisible
+from optuna_nachos.models._layer_costs import conv2d_cost, linear_cost, mbconv_cost
 
 ExitHeadFactory = Callable[..., nn.Module]
+ExitHeadCost = Callable[..., tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,17 @@ class ExitHeadSpec:
             logit).
         pool_sizes: Max-pool sizes the cost rule may put in front of the head, in the order
             tried; ``(1,)`` for heads whose cost pooling cannot lower.
+        cost: The head's closed-form cost, called as
+            ``cost(in_channels, side, num_classes, pool=p)`` for ``side`` x ``side`` features;
+            returns ``(macs, params)`` of the module ``factory`` builds with the same
+            arguments, counted as fvcore counts them (see :func:`conv2d_cost`). ``None``: the
+            head is counted on built networks only (``method="fvcore"``).
     """
 
     name: str
     factory: ExitHeadFactory
     pool_sizes: tuple[int, ...] = (1,)
+    cost: ExitHeadCost | None = None
 
 
 def _max_pool(spatial_size: tuple[int, int], pool: int) -> nn.Module:
@@ -39,6 +47,10 @@ def _max_pool(spatial_size: tuple[int, int], pool: int) -> nn.Module:
             f"cannot max-pool {height}x{width} features with size {pool}; use a smaller pool."
         )
     return nn.MaxPool2d(pool) if pool > 1 else nn.Identity()
+
+
+_NACHOS_CHANNELS = (32, 64, 128)
+_NACHOS_KERNEL = 3
 
 
 class NachosExitHead(nn.Module):
@@ -54,19 +66,44 @@ class NachosExitHead(nn.Module):
         super().__init__()
         self.pool = _max_pool(spatial_size, pool)
         height, width = spatial_size[0] // pool, spatial_size[1] // pool
-        self.features = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv2d(in_channels, 32, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(64, 128, 3, padding=1),
-            nn.ReLU(inplace=True),
-        )
-        self.classifier = nn.Linear(128 * height * width, num_classes + 1)
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for index, out_channels in enumerate(_NACHOS_CHANNELS):
+            # The first ReLU must not act in place: the backbone goes on with these features.
+            layers.append(nn.ReLU(inplace=index > 0))
+            layers.append(
+                nn.Conv2d(channels, out_channels, _NACHOS_KERNEL, padding=_NACHOS_KERNEL // 2)
+            )
+            channels = out_channels
+        layers.append(nn.ReLU(inplace=True))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels * height * width, num_classes + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(self.pool(x)).flatten(1))
+
+    @staticmethod
+    def cost(in_channels: int, side: int, num_classes: int, *, pool: int = 1) -> tuple[int, int]:
+        """MACs and parameters of the head: its cost formula (see :class:`ExitHeadSpec`).
+
+        Args:
+            in_channels: Channels of the features the head reads.
+            side: Height and width of those features.
+            num_classes: Number of classes.
+            pool: Max-pool size in front of the head.
+
+        Returns:
+            ``(macs, params)``, as fvcore counts them on the built head.
+        """
+        side //= pool  # max-pool of kernel and stride ``pool``, no padding
+        macs = params = 0
+        channels = in_channels
+        for out_channels in _NACHOS_CHANNELS:
+            # Stride 1 and padding ``kernel // 2`` keep the side.
+            m, p = conv2d_cost(channels, out_channels, _NACHOS_KERNEL, side_out=side)
+            macs, params, channels = macs + m, params + p, out_channels
+        m, p = linear_cost(channels * side * side, num_classes + 1)
+        return macs + m, params + p
 
 
 class PoolLinearExitHead(nn.Module):
@@ -83,6 +120,33 @@ class PoolLinearExitHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(x).flatten(1))
 
+    @staticmethod
+    def cost(in_channels: int, side: int, num_classes: int, *, pool: int = 1) -> tuple[int, int]:
+        """MACs and parameters of the head: its cost formula (see :class:`ExitHeadSpec`).
+
+        Global pooling makes them independent of ``side`` and ``pool``.
+
+        Args:
+            in_channels: Channels of the features the head reads.
+            side: Height and width of those features.
+            num_classes: Number of classes.
+            pool: Max-pool size in front of the head.
+
+        Returns:
+            ``(macs, params)``, as fvcore counts them on the built head.
+        """
+        del side, pool
+        return linear_cost(in_channels, num_classes + 1)
+
+
+_MBCONV_KERNEL = 3
+_MBCONV_EXPAND = 3
+
+
+def _mbconv_head_channels(in_channels: int) -> int:
+    """Output channels of the MBConv head's block."""
+    return make_divisible(max(16, in_channels // 2))
+
 
 class MBConvExitHead(nn.Module):
     """A small MBConv exit head: one inverted residual block, global pooling and a linear layer.
@@ -96,14 +160,14 @@ class MBConvExitHead(nn.Module):
         self, in_channels: int, spatial_size: tuple[int, int], num_classes: int, *, pool: int = 1
     ) -> None:
         super().__init__()
-        out_channels = make_divisible(max(16, in_channels // 2))
+        out_channels = _mbconv_head_channels(in_channels)
         self.pool = _max_pool(spatial_size, pool)
         self.block = MBConv(
             in_channels,
             out_channels,
-            kernel_size=3,
+            kernel_size=_MBCONV_KERNEL,
             stride=1,
-            expand_ratio=3,
+            expand_ratio=_MBCONV_EXPAND,
             activation="relu",
             use_se=False,
         )
@@ -112,6 +176,32 @@ class MBConvExitHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.global_pool(self.block(self.pool(x))).flatten(1))
+
+    @staticmethod
+    def cost(in_channels: int, side: int, num_classes: int, *, pool: int = 1) -> tuple[int, int]:
+        """MACs and parameters of the head: its cost formula (see :class:`ExitHeadSpec`).
+
+        Args:
+            in_channels: Channels of the features the head reads.
+            side: Height and width of those features.
+            num_classes: Number of classes.
+            pool: Max-pool size in front of the head.
+
+        Returns:
+            ``(macs, params)``, as fvcore counts them on the built head.
+        """
+        out_channels = _mbconv_head_channels(in_channels)
+        block_macs, block_params = mbconv_cost(
+            in_channels,
+            out_channels,
+            kernel_size=_MBCONV_KERNEL,
+            stride=1,
+            expand_ratio=_MBCONV_EXPAND,
+            use_se=False,
+            side=side // pool,  # max-pool of kernel and stride ``pool``, no padding
+        )
+        macs, params = linear_cost(out_channels, num_classes + 1)
+        return block_macs + macs, block_params + params
 
 
 _EXIT_HEADS: dict[str, ExitHeadSpec] = {}
@@ -122,6 +212,7 @@ def register_exit_head(
     factory: ExitHeadFactory,
     *,
     pool_sizes: tuple[int, ...] = (1,),
+    cost: ExitHeadCost | None = None,
     overwrite: bool = False,
 ) -> None:
     """Register an exit head design under ``name``.
@@ -130,16 +221,27 @@ def register_exit_head(
         name: Name used in configurations.
         factory: See :class:`ExitHeadSpec`.
         pool_sizes: Max-pool sizes the cost-monotone rule may try, smallest first.
+        cost: The head's closed-form ``(macs, params)``, see :class:`ExitHeadSpec`. It lets
+            the analytic cost model (the default of :func:`~optuna_nachos.exit_macs`, and what
+            the NACHOS sampler screens candidates with) count networks with this head without
+            building them; without it they are counted with ``method="fvcore"`` only.
         overwrite: Replace an existing registration instead of raising.
 
     Raises:
         ValueError: If ``name`` is taken and ``overwrite`` is false, or ``pool_sizes`` is empty.
+        TypeError: If ``cost`` is neither callable nor ``None``.
     """
     if name in _EXIT_HEADS and not overwrite:
         raise ValueError(f"exit head {name!r} is already registered; pass overwrite=True.")
     if not pool_sizes or any(p < 1 for p in pool_sizes):
         raise ValueError(f"pool_sizes must be positive integers, got {pool_sizes}.")
-    _EXIT_HEADS[name] = ExitHeadSpec(name, factory, tuple(pool_sizes))
+    if cost is not None and not callable(cost):
+        raise TypeError(
+            f"cost of exit head {name!r} must be a function "
+            f"cost(in_channels, side, num_classes, pool=p) -> (macs, params) or None, "
+            f"got {cost!r}."
+        )
+    _EXIT_HEADS[name] = ExitHeadSpec(name, factory, tuple(pool_sizes), cost)
 
 
 def get_exit_head(name: str) -> ExitHeadSpec:
@@ -161,6 +263,6 @@ def list_exit_heads() -> list[str]:
     return sorted(_EXIT_HEADS)
 
 
-register_exit_head("nachos", NachosExitHead, pool_sizes=(1, 2, 4))
-register_exit_head("pool_linear", PoolLinearExitHead)
-register_exit_head("mbconv", MBConvExitHead, pool_sizes=(1, 2, 4))
+register_exit_head("nachos", NachosExitHead, pool_sizes=(1, 2, 4), cost=NachosExitHead.cost)
+register_exit_head("pool_linear", PoolLinearExitHead, cost=PoolLinearExitHead.cost)
+register_exit_head("mbconv", MBConvExitHead, pool_sizes=(1, 2, 4), cost=MBConvExitHead.cost)

@@ -5,6 +5,7 @@ from torch import nn
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.models import (
     ExitHeadSpec,
+    MBConvExitHead,
     NachosExitHead,
     PoolLinearExitHead,
     _heads,
@@ -25,7 +26,7 @@ def restore_heads():
 
 
 def test_builtin_heads_are_registered():
-    assert {"nachos", "pool_linear"} <= set(list_exit_heads())
+    assert {"nachos", "pool_linear", "mbconv"} <= set(list_exit_heads())
     assert list_exit_heads() == sorted(list_exit_heads())
     nachos = get_exit_head("nachos")
     assert isinstance(nachos, ExitHeadSpec)
@@ -34,6 +35,21 @@ def test_builtin_heads_are_registered():
     assert nachos.pool_sizes == (1, 2, 4)
     assert get_exit_head("pool_linear").factory is PoolLinearExitHead
     assert get_exit_head("pool_linear").pool_sizes == (1,)
+    assert get_exit_head("mbconv").factory is MBConvExitHead
+    assert get_exit_head("mbconv").pool_sizes == (1, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "head"),
+    [("nachos", NachosExitHead), ("pool_linear", PoolLinearExitHead), ("mbconv", MBConvExitHead)],
+)
+def test_builtin_heads_carry_their_cost_formula(name, head):
+    assert get_exit_head(name).cost is head.cost
+    for pool in get_exit_head(name).pool_sizes:
+        module = head(40, (8, 8), 10, pool=pool)
+        macs, params = head.cost(40, 8, 10, pool=pool)
+        assert macs == profile_macs(module, torch.zeros(1, 40, 8, 8))[0]
+        assert params == sum(p.numel() for p in module.parameters())
 
 
 def test_unknown_head_lists_the_known_ones():
@@ -60,6 +76,20 @@ def test_register_rejects_duplicates_and_bad_pools():
     assert "zero_pool" not in list_exit_heads()
     register_exit_head("nachos", PoolLinearExitHead, overwrite=True)
     assert get_exit_head("nachos").factory is PoolLinearExitHead
+    assert get_exit_head("nachos").cost is None  # the old formula does not stay behind
+
+
+@pytest.mark.usefixtures("restore_heads")
+def test_register_takes_the_cost_formula_by_keyword():
+    register_exit_head("linear", PoolLinearExitHead, cost=PoolLinearExitHead.cost)
+    assert get_exit_head("linear") == ExitHeadSpec(
+        "linear", PoolLinearExitHead, (1,), PoolLinearExitHead.cost
+    )
+    with pytest.raises(TypeError):
+        register_exit_head("positional", PoolLinearExitHead, (1,), PoolLinearExitHead.cost)
+    with pytest.raises(TypeError, match=r"cost of exit head 'bad' must be a function"):
+        register_exit_head("bad", PoolLinearExitHead, cost=(10, 20))
+    assert "bad" not in list_exit_heads()
 
 
 class TinyHead(nn.Module):
