@@ -65,6 +65,7 @@ from optuna_nachos.train import (
     TrainConfig,
     TrainingDivergedError,
     calibrate_and_evaluate,
+    check_search_calibration,
     evaluate_on_test,
     fit,
     fit_exits,
@@ -255,10 +256,7 @@ class NachosObjective:
         self.latency_batch_size = int(latency_batch_size)
         if not 0.0 <= min_accuracy < 1.0:
             raise ValueError(f"min_accuracy must lie in [0, 1), got {min_accuracy}.")
-        if calibration not in ("search", "nachos", "global"):
-            raise ValueError(
-                f"calibration must be 'search', 'nachos' or 'global', got {calibration!r}."
-            )
+        check_search_calibration(calibration)
         self.space = space or MobileNetV3Space()
         self.max_avg_macs = None if max_avg_macs is None else float(max_avg_macs)
         self.min_accuracy = float(min_accuracy)
