@@ -3,7 +3,7 @@
 A suite (a TOML file; ``smoke``, ``cpu`` and ``paper`` ship with the package) lists
 experiments (searches, retrainings of the found architectures with a variant, hand-designed
 baselines), each run for every seed into a study of ``<out>/<part>.db``. :func:`run_parts`
-runs or resumes parts; :func:`summarize` writes ``results.json`` (with the environment),
+runs or resumes parts; :func:`summarize_suite` writes ``results.json`` (with the environment),
 ``results.md`` and the figures; :func:`check_results` checks that output.
 :func:`mean_confidence_interval`, :func:`paired_comparison` and :func:`hypervolume_at` are the
 statistics the summary reports across seeds.
@@ -28,7 +28,7 @@ from optuna_nachos.benchmark._suite import (
     SuiteError,
     load_suite,
 )
-from optuna_nachos.benchmark._summary import summarize
+from optuna_nachos.benchmark._summary import summarize_suite
 
 __all__ = [
     "EXPERIMENT_KINDS",
@@ -48,5 +48,5 @@ __all__ = [
     "results_markdown",
     "run_experiment",
     "run_parts",
-    "summarize",
+    "summarize_suite",
 ]

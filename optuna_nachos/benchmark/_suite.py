@@ -16,7 +16,7 @@ else:  # the same parser, from the registry (a dependency on Python 3.10 only)
 from optuna_nachos._errors import UserError
 from optuna_nachos.study import SAMPLER_NAMES
 from optuna_nachos.supernet import SupernetSettings
-from optuna_nachos.train import TrainConfig
+from optuna_nachos.train import SEARCH_CALIBRATIONS, TrainConfig
 
 EXPERIMENT_KINDS = ("search", "retrain", "single_exit", "fixed")
 """What an experiment does: a search; the found architectures retrained with another training
@@ -240,8 +240,10 @@ def _experiment(raw: Mapping[str, Any], index: int) -> Experiment:
         raise SuiteError(f"{where}: a retrain experiment needs the 'source' search experiment.")
     if experiment.kind == "fixed" and not experiment.architectures:
         raise SuiteError(f"{where}: a fixed experiment needs 'architectures'.")
-    if experiment.calibration not in ("search", "nachos", "global"):
-        raise SuiteError(f"{where}: calibration must be 'search', 'nachos' or 'global'.")
+    if experiment.calibration not in SEARCH_CALIBRATIONS:
+        raise SuiteError(
+            f"{where}: calibration must be one of {', '.join(map(repr, SEARCH_CALIBRATIONS))}."
+        )
     if experiment.top < 1:
         raise SuiteError(f"{where}: top must be at least 1.")
     try:

@@ -374,7 +374,7 @@ def _figures(suite: Suite, out_dir: Path, studies: dict[str, optuna.Study]) -> d
     return figures
 
 
-def summarize(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dict[str, Any]:
+def summarize_suite(suite: Suite, out_dir: str | Path, *, figures: bool = True) -> dict[str, Any]:
     """Read a suite's studies in ``out_dir`` and write ``results.json`` and ``results.md``
     (and the figures under ``figures/``).
 

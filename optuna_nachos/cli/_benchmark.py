@@ -74,7 +74,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         check_results,
         load_suite,
         run_parts,
-        summarize,
+        summarize_suite,
     )
 
     if args.summarize_only and args.no_summary:
@@ -95,7 +95,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
     except SuiteError as error:
         raise CommandError(str(error).rstrip(".")) from None
     if not args.no_summary:
-        record = summarize(suite, args.out)
+        record = summarize_suite(suite, args.out)
         print(json.dumps({"results": f"{args.out}/results.json", "figures": record["figures"]}))
     if args.check:
         problems = check_results(args.out)

@@ -246,10 +246,11 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--calibration",
-        choices=("search", "nachos"),
+        choices=LazyChoices("optuna_nachos.train", "SEARCH_CALIBRATIONS"),
+        metavar="METHOD",
         default="search",
         help="exit thresholds: per-exit search for the most accurate admissible operating "
-        "point, or the reference's global-then-lower procedure",
+        "point, the reference's global-then-lower procedure, or one threshold for every exit",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and training")
     parser.add_argument(
@@ -281,7 +282,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--test-evaluation",
-        choices=("front", "every"),  # NachosObjective's TEST_EVALUATIONS, without the import
+        choices=LazyChoices("optuna_nachos.objective", "TEST_EVALUATIONS"),
+        metavar="WHICH",
         default="front",
         help="which trials are also evaluated on the test split: front (default: those that "
         "can be on the admissible front, the only ones reported on test) or every trained "

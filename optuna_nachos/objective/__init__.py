@@ -2,6 +2,12 @@
 
 from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.objective._exits import EXPORT_ATTR, ExitObjective
-from optuna_nachos.objective._objective import NachosObjective
+from optuna_nachos.objective._objective import TEST_EVALUATIONS, NachosObjective
 
-__all__ = ["EXPORT_ATTR", "BudgetBelowSpaceError", "ExitObjective", "NachosObjective"]
+__all__ = [
+    "EXPORT_ATTR",
+    "TEST_EVALUATIONS",
+    "BudgetBelowSpaceError",
+    "ExitObjective",
+    "NachosObjective",
+]

@@ -37,7 +37,13 @@ from optuna_nachos.record import (
 )
 from optuna_nachos.results import Preprocessing, export_eenn
 from optuna_nachos.space import BackboneExitSpace
-from optuna_nachos.train import TrainConfig, TrainingDivergedError, calibrate_and_evaluate, fit
+from optuna_nachos.train import (
+    TrainConfig,
+    TrainingDivergedError,
+    calibrate_and_evaluate,
+    check_search_calibration,
+    fit,
+)
 
 _logger = get_logger(__name__)
 
@@ -105,10 +111,7 @@ class ExitObjective:
             raise ValueError(f"max_avg_macs must be positive, got {max_avg_macs}.")
         if not 0.0 <= min_accuracy < 1.0:
             raise ValueError(f"min_accuracy must lie in [0, 1), got {min_accuracy}.")
-        if calibration not in ("search", "nachos", "global"):
-            raise ValueError(
-                f"calibration must be 'search', 'nachos' or 'global', got {calibration!r}."
-            )
+        check_search_calibration(calibration)
         for split in ("train", "val", "test"):
             if getattr(data, split, None) is None:
                 raise ValueError(f"data needs .train, .val and .test datasets; it has no .{split}.")

@@ -17,9 +17,8 @@ from optuna.trial import TrialState
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, EENNConfig
-from optuna_nachos.cost import LatencyTable, cost_profile, exit_latency, exit_macs
+from optuna_nachos.cost import LatencyTable, exit_latency
 from optuna_nachos.data import DatasetSplits, load_dataset, stratified_subset
-from optuna_nachos.models import build_eenn
 from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.record import (
     ACCURACY_PER_EXIT_ATTR,
@@ -39,12 +38,8 @@ from optuna_nachos.record import (
     FAIL_REASON_ATTR,
     LATENCY_MS,
     MAX_AVG_LATENCY,
-    MAX_AVG_MACS,
-    MAX_PARAMS,
     MAX_PEAK_LATENCY,
-    MAX_PEAK_MACS,
     MIN_ACCURACY,
-    MIN_EXITS,
     OPERATING_CURVE_ATTR,
     OPERATING_CURVE_COST_ATTR,
     PARAMS_ATTR,
@@ -70,6 +65,7 @@ from optuna_nachos.train import (
     TrainConfig,
     TrainingDivergedError,
     calibrate_and_evaluate,
+    check_search_calibration,
     evaluate_on_test,
     fit,
     fit_exits,
@@ -90,39 +86,6 @@ def _with_validation_rows(data: Any, rows: int | None, *, seed: int) -> Any:
         np.arange(len(data.val)), data.val.targets.numpy(), size=rows, seed=seed
     )
     return dataclasses.replace(data, val=data.val.subset(positions))
-
-
-def smallest_average_macs(space: MobileNetV3Space, *, num_classes: int, in_channels: int) -> int:
-    """The lowest average MACs any admissible network of ``space`` can reach.
-
-    That is the cheapest first exit over the space: the smallest choices everywhere, over
-    every placement of the exits (more exits can make the first head pool more).
-    """
-    cheapest = None
-    stages = space.exit_stages
-    for mask in range(1, 2 ** len(stages)):
-        exits = tuple(s for i, s in enumerate(stages) if mask >> i & 1)
-        if len(exits) < max(space.min_exits, 1):
-            continue
-        for resolution in space.resolutions:
-            for head in space.exit_heads:
-                depth = min(space.depths)
-                config = EENNConfig(
-                    depths=(depth,) * 5,
-                    kernel_sizes=((min(space.kernel_sizes),) * depth,) * 5,
-                    expand_ratios=((min(space.expand_ratios),) * depth,) * 5,
-                    exit_stages=exits,
-                    resolution=resolution,
-                    exit_head=head,
-                    exit_thresholds=(
-                        None if space.threshold_genes is None else (0.0,) * len(exits)
-                    ),
-                )
-                first = exit_macs(config, num_classes=num_classes, in_channels=in_channels)[0]
-                cheapest = first if cheapest is None else min(cheapest, first)
-    if cheapest is None:
-        raise ValueError("the space has no configuration with an early exit.")
-    return int(cheapest)
 
 
 def _weighted(ratios: list[float], costs: list[float]) -> float:
@@ -293,10 +256,7 @@ class NachosObjective:
         self.latency_batch_size = int(latency_batch_size)
         if not 0.0 <= min_accuracy < 1.0:
             raise ValueError(f"min_accuracy must lie in [0, 1), got {min_accuracy}.")
-        if calibration not in ("search", "nachos", "global"):
-            raise ValueError(
-                f"calibration must be 'search', 'nachos' or 'global', got {calibration!r}."
-            )
+        check_search_calibration(calibration)
         self.space = space or MobileNetV3Space()
         self.max_avg_macs = None if max_avg_macs is None else float(max_avg_macs)
         self.min_accuracy = float(min_accuracy)
@@ -366,8 +326,8 @@ class NachosObjective:
                 f"{latency_table.in_channels} channels, the dataset has {dataset.num_classes} "
                 f"and {dataset.in_channels}; profile with --num-classes/--in-channels."
             )
-        floor = smallest_average_macs(
-            self.space, num_classes=dataset.num_classes, in_channels=dataset.in_channels
+        floor = self.space.smallest_average_macs(
+            num_classes=dataset.num_classes, in_channels=dataset.in_channels
         )
         if self.max_avg_macs is not None and self.max_avg_macs < floor:
             raise BudgetBelowSpaceError(self.max_avg_macs, floor)
@@ -516,20 +476,22 @@ class NachosObjective:
         )
 
     def _static_constraints(
-        self, config: EENNConfig, profile: Any, latency: list[float] | None = None
+        self, config: EENNConfig, latency: list[float] | None = None
     ) -> dict[str, float]:
-        constraints = {MIN_EXITS: float(self.space.exit_deficit(config))}
-        if self.max_avg_macs is not None:
-            constraints[MAX_AVG_MACS] = float(profile.min_average_macs) - self.max_avg_macs
+        constraints = self.space.static_constraints(
+            config,
+            num_classes=self.data.num_classes,
+            in_channels=self.data.in_channels,
+            max_avg_macs=self.max_avg_macs,
+            max_peak_macs=self.max_peak_macs,
+            max_params=self.max_params,
+            convention=self.cost_convention,
+        )
         if latency is not None and self.max_avg_latency_ms is not None:
             # The lowest average latency is the first exit's (every sample leaving there).
             constraints[MAX_AVG_LATENCY] = latency[0] - self.max_avg_latency_ms
         if latency is not None and self.max_peak_latency_ms is not None:
             constraints[MAX_PEAK_LATENCY] = latency[-1] - self.max_peak_latency_ms
-        if self.max_peak_macs is not None:
-            constraints[MAX_PEAK_MACS] = float(profile.peak_macs) - float(self.max_peak_macs)
-        if self.max_params is not None:
-            constraints[MAX_PARAMS] = float(profile.exit_params[-1]) - float(self.max_params)
         return constraints
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
@@ -538,7 +500,7 @@ class NachosObjective:
             config = self.space.suggest(trial)
         except ConfigError as error:
             return self._fail(trial, f"invalid configuration: {error}")
-        profile = cost_profile(
+        profile = self.space.cost_profile(
             config,
             num_classes=self.data.num_classes,
             in_channels=self.data.in_channels,
@@ -552,7 +514,7 @@ class NachosObjective:
         if latency is not None:
             trial.set_user_attr(EXIT_LATENCY_ATTR, [float(v) for v in latency])
             trial.set_user_attr(PEAK_LATENCY_ATTR, float(latency[-1]))
-        static = self._static_constraints(config, profile, latency)
+        static = self._static_constraints(config, latency)
         violated = [name for name, value in static.items() if value > 0]
         if violated:
             return self._skip(trial, static, violated, profile, latency)
@@ -609,7 +571,7 @@ class NachosObjective:
             # state, so that a trial gives the same network whatever ran before it.
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.train_config.seed)
-                model = build_eenn(
+                model = self.space.build(
                     config, num_classes=self.data.num_classes, in_channels=self.data.in_channels
                 )
             result = fit(

@@ -8,7 +8,6 @@ from optuna_nachos.samplers._diagnostics import (
 )
 from optuna_nachos.samplers._nachos import NachosSampler
 from optuna_nachos.samplers._round import SKIPPED_TRAINING_ATTR
-from optuna_nachos.samplers._space import EENNSearchSpace
 from optuna_nachos.samplers._surrogates import SURROGATE_NAMES
 
 __all__ = [
@@ -18,7 +17,6 @@ __all__ = [
     "ROUND_USER_ATTR_PREFIX",
     "SKIPPED_TRAINING_ATTR",
     "SURROGATE_NAMES",
-    "EENNSearchSpace",
     "NachosSampler",
     "round_diagnostics",
 ]

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from optuna_nachos.config import NUM_STAGES
 from optuna_nachos.record import MAX_AVG_MACS, MAX_PARAMS, MAX_PEAK_MACS, MIN_ACCURACY, MIN_EXITS
 
 __all__ = [  # the constraint names are the record's, re-exported for the sampler
@@ -62,10 +61,8 @@ class SpaceCosts:
     """Exact per-exit costs and static constraints of an EENN space's parameter sets.
 
     Args:
-        space: The search space (``config_from_params``, ``params_from_config``,
-            ``exit_deficit``), e.g. :class:`~optuna_nachos.space.MobileNetV3Space`; a space
-            with its own ``cost_profile(config, convention=...)`` (as
-            :class:`~optuna_nachos.space.BackboneExitSpace`) counts its networks itself.
+        space: The search space (an :class:`~optuna_nachos.space.EENNSearchSpace`), which
+            counts its networks' costs.
         num_classes: Classes of the task (the heads' output size).
         in_channels: Channels of the input images.
         convention: Cost convention of :func:`optuna_nachos.cost.exit_macs`.
@@ -105,7 +102,7 @@ class SpaceCosts:
         self.max_params = max_params
         self.distributions = dict(space.distributions())
         self._names = tuple(self.distributions)
-        self._final_stage = int(getattr(space, "num_stages", NUM_STAGES))
+        self._final_stage = int(space.num_stages)
         self._by_params: dict[Hashable, CandidateCosts] = {}
 
     def full_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,24 +115,18 @@ class SpaceCosts:
 
     def costs(self, params: Mapping[str, Any]) -> CandidateCosts:
         """Exact costs of the configuration that ``params`` encode (cached)."""
-        from optuna_nachos.cost import cost_profile
-
         full = self.full_params(params)
         raw_key = tuple((full[name].__class__, full[name]) for name in self._names)
         found = self._by_params.get(raw_key)
         if found is not None:
             return found
         config = self.space.config_from_params(full)
-        if callable(getattr(self.space, "cost_profile", None)):
-            # A space that counts its own networks (exits on a user's backbone).
-            profile = self.space.cost_profile(config, convention=self.convention)
-        else:
-            profile = cost_profile(
-                config,
-                num_classes=self.num_classes,
-                in_channels=self.in_channels,
-                convention=self.convention,
-            )
+        profile = self.space.cost_profile(
+            config,
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            convention=self.convention,
+        )
         if self.latency_table is None:
             exit_costs: tuple[float, ...] = tuple(int(m) for m in profile.exit_macs)
         else:

@@ -24,8 +24,8 @@ from optuna_nachos.samplers._encoding import SearchSpaceEncoder
 from optuna_nachos.samplers._round import canonical_params, objective_roles, propose_round
 from optuna_nachos.samplers._round_model import Roles
 from optuna_nachos.samplers._settings import NachosSettings
-from optuna_nachos.samplers._space import EENNSearchSpace, check_space
 from optuna_nachos.samplers._surrogates import SURROGATE_NAMES
+from optuna_nachos.space import EENNSearchSpace, check_space
 
 _logger = get_logger(__name__)
 
@@ -110,8 +110,8 @@ class NachosSampler(BaseSampler):
     Args:
         space: An EENN search space whose parameters the objective suggests (through
             ``suggest_eenn`` or ``space.suggest``). ``None`` treats the search space
-            generically (surrogates for every objective and constraint). Any object with the
-            methods of :class:`~optuna_nachos.samplers.EENNSearchSpace` will do.
+            generically (surrogates for every objective and constraint). Any
+            :class:`~optuna_nachos.space.EENNSearchSpace` will do.
         num_classes: Number of classes of the task (sizes the heads, for the exact costs).
         in_channels: Channels of the input images.
         cost_convention: Cost convention of :func:`optuna_nachos.cost.exit_macs`
@@ -176,8 +176,7 @@ class NachosSampler(BaseSampler):
 
     Raises:
         ValueError: On an invalid setting.
-        TypeError: If ``space`` lacks a method of
-            :class:`~optuna_nachos.samplers.EENNSearchSpace`.
+        TypeError: If ``space`` is not an :class:`~optuna_nachos.space.EENNSearchSpace`.
     """
 
     def __init__(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from optuna_nachos.models import (
     choose_pools,
     get_exit_head,
 )
+from optuna_nachos.space._base import EENNSearchSpace
 from optuna_nachos.space._mobilenetv3 import (
     _check_exit_options,
     _index_of,
@@ -35,14 +35,8 @@ from optuna_nachos.space._mobilenetv3 import (
 DEFAULT_EXIT_HEADS = ("nachos", "pool_linear", "mbconv")
 """Head designs searched by default: the NACHOS head, pooling + linear, a small MBConv."""
 
-# Constraint names, as the study layer records them (``optuna_nachos.study``).
-_MAX_AVG_MACS = "max_avg_macs"
-_MIN_EXITS = "min_exits"
-_MAX_PEAK_MACS = "max_peak_macs"
-_MAX_PARAMS = "max_params"
 
-
-class BackboneExitSpace:
+class BackboneExitSpace(EENNSearchSpace):
     """Early exits on your own backbone: where they sit and which head each one uses.
 
     The backbone (cut into stages, e.g. by :func:`~optuna_nachos.models.cut_stages`) is
@@ -276,19 +270,45 @@ class BackboneExitSpace:
             )
         self.params_from_config(config)
 
-    def cost_profile(self, config: ExitsConfig, *, convention: str = "nachos") -> CostProfile:
+    def _check_task(self, num_classes: int | None, in_channels: int | None) -> None:
+        """Refuse a task other than the one the backbone and its classifier were made for."""
+        channels = int(self.stages.input_shape[0])
+        for name, given, own in (
+            ("num_classes", num_classes, self.num_classes),
+            ("in_channels", in_channels, channels),
+        ):
+            if given is not None and given != own:
+                raise ConfigError(
+                    f"this BackboneExitSpace serves {name}={own}, not {given}: its backbone and "
+                    f"classifier were made for that task; build the space for this data."
+                )
+
+    def cost_profile(
+        self,
+        config: ExitsConfig,
+        *,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        convention: str = "nachos",
+    ) -> CostProfile:
         """Exact per-exit MACs and parameters of ``config``'s network, without building it.
 
         Args:
             config: The exits.
+            num_classes: The task's classes; the space's own when ``None`` (checked if given).
+            in_channels: The input's channels; the backbone's when ``None`` (checked if given).
             convention: ``"nachos"`` charges an exit with the heads the sample passed;
                 ``"reference"`` does not.
 
         Returns:
             The :class:`~optuna_nachos.cost.CostProfile`, equal to fvcore's count of the
             built network.
+
+        Raises:
+            ConfigError: If ``num_classes`` or ``in_channels`` differ from the space's.
         """
         check_convention(convention)
+        self._check_task(num_classes, in_channels)
         self._check_member(config)
         key = (config, convention)
         found = self._profiles.get(key)
@@ -321,35 +341,21 @@ class BackboneExitSpace:
         self._profiles[key] = found
         return found
 
-    def static_constraints(
+    def smallest_average_macs(
         self,
-        config: ExitsConfig,
         *,
-        max_avg_macs: float,
-        max_peak_macs: float | None = None,
-        max_params: float | None = None,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
         convention: str = "nachos",
-    ) -> dict[str, float]:
-        """Constraint values known before training (``<= 0`` satisfied): the static guard.
-
-        ``max_avg_macs`` uses the exact lower bound of the average MACs (the first exit's
-        cost), ``min_exits`` the missing early exits; ``max_peak_macs`` and ``max_params``
-        appear when set.
-        """
-        profile = self.cost_profile(config, convention=convention)
-        out = {
-            _MAX_AVG_MACS: float(profile.min_average_macs) - float(max_avg_macs),
-            _MIN_EXITS: float(self.exit_deficit(config)),
-        }
-        if max_peak_macs is not None:
-            out[_MAX_PEAK_MACS] = float(profile.peak_macs) - float(max_peak_macs)
-        if max_params is not None:
-            out[_MAX_PARAMS] = float(profile.total_params) - float(max_params)
-        return out
-
-    def smallest_average_macs(self, *, convention: str = "nachos") -> int:
+    ) -> int:
         """The lowest average MACs an admissible network of the space can reach: the
-        cheapest first exit over every configuration with at least ``min_exits`` exits."""
+        cheapest first exit over every configuration with at least ``min_exits`` exits.
+
+        Raises:
+            ConfigError: If ``num_classes`` or ``in_channels`` differ from the space's, or
+                no configuration has an early exit.
+        """
+        self._check_task(num_classes, in_channels)
         cheapest = None
         for index in range(1 << len(self.exit_stages)):
             stages = tuple(s for i, s in enumerate(self.exit_stages) if index >> i & 1)
@@ -364,18 +370,31 @@ class BackboneExitSpace:
         return int(cheapest)
 
     # ------------------------------------------------------------------------- build
-    def build(self, config: ExitsConfig, *, copy_backbone: bool = False) -> EarlyExitNetwork:
+    def build(
+        self,
+        config: ExitsConfig,
+        *,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        copy_backbone: bool = False,
+    ) -> EarlyExitNetwork:
         """Build the early-exit network of ``config``: the backbone, new exit heads (with the
         pools of :meth:`exit_pools`) and the backbone's final head.
 
         Args:
             config: The exits.
+            num_classes: The task's classes; the space's own when ``None`` (checked if given).
+            in_channels: The input's channels; the backbone's when ``None`` (checked if given).
             copy_backbone: Give the network its own copy of the backbone instead of sharing
                 the modules of ``stages`` (needed to fine-tune the backbone per trial).
 
         Returns:
             The network, in training mode, with heads initialized from torch's global RNG.
+
+        Raises:
+            ConfigError: If ``num_classes`` or ``in_channels`` differ from the space's.
         """
+        self._check_task(num_classes, in_channels)
         self._check_member(config)
         segments: list[nn.Module] = list(self.stages.segments)
         final_head = self.stages.final_head
@@ -395,7 +414,3 @@ class BackboneExitSpace:
         )
         network.exits_config = config
         return network
-
-    def log10_size(self) -> float:
-        """Base-10 logarithm of :meth:`num_configurations`."""
-        return math.log10(self.num_configurations())

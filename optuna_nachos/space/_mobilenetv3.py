@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +10,9 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from optuna_nachos.config import EXIT_STAGES, MAX_DEPTH, NUM_STAGES, ConfigError, EENNConfig
-from optuna_nachos.models import list_exit_heads
+from optuna_nachos.cost import CostProfile, cost_profile
+from optuna_nachos.models import EarlyExitNetwork, build_eenn, list_exit_heads
+from optuna_nachos.space._base import EENNSearchSpace
 
 EDANAS_THRESHOLD_GENES = (0.1, 0.2, 1.0)
 """Threshold genes of the EDANAS encoding; 1.0 means "no exit here"."""
@@ -81,7 +82,7 @@ def _index_of(value: Any, choices: Sequence[Any]) -> int | None:
     return None
 
 
-class MobileNetV3Space:
+class MobileNetV3Space(EENNSearchSpace):
     """The NACHOS search space: OFA-style MobileNetV3 backbones with early exits.
 
     Every configuration is encoded as the same flat set of categorical parameters, so that
@@ -324,6 +325,105 @@ class MobileNetV3Space:
         """
         return max(0, self.min_exits - config.num_early_exits)
 
-    def log10_size(self) -> float:
-        """Base-10 logarithm of :meth:`num_configurations`."""
-        return math.log10(self.num_configurations())
+    def cost_profile(
+        self,
+        config: EENNConfig,
+        *,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        convention: str = "nachos",
+    ) -> CostProfile:
+        """Exact per-exit MACs and parameters of ``config``'s network, in closed form.
+
+        Args:
+            config: A configuration of the space.
+            num_classes: Classes of the task (required: the heads' output size).
+            in_channels: Channels of the input images (3 when ``None``).
+            convention: ``"nachos"`` or ``"reference"``, as in
+                :func:`~optuna_nachos.cost.exit_macs`.
+
+        Raises:
+            TypeError: If ``num_classes`` is missing.
+        """
+        return cost_profile(
+            config,
+            num_classes=_required_classes(num_classes),
+            in_channels=3 if in_channels is None else in_channels,
+            convention=convention,
+        )
+
+    def smallest_average_macs(
+        self,
+        *,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        convention: str = "nachos",
+    ) -> int:
+        """The lowest average MACs an admissible network of the space can reach.
+
+        That is the cheapest first exit over the space: the smallest choices everywhere, over
+        every placement of at least ``min_exits`` exits (more exits can make the first head
+        pool more), every resolution and head design.
+
+        Raises:
+            TypeError: If ``num_classes`` is missing.
+            ConfigError: If no configuration has an early exit.
+        """
+        cheapest = None
+        stages = self.exit_stages
+        depth = min(self.depths)
+        for mask in range(1, 2 ** len(stages)):
+            exits = tuple(s for i, s in enumerate(stages) if mask >> i & 1)
+            if len(exits) < max(self.min_exits, 1):
+                continue
+            for resolution in self.resolutions:
+                for head in self.exit_heads:
+                    config = EENNConfig(
+                        depths=(depth,) * NUM_STAGES,
+                        kernel_sizes=((min(self.kernel_sizes),) * depth,) * NUM_STAGES,
+                        expand_ratios=((min(self.expand_ratios),) * depth,) * NUM_STAGES,
+                        exit_stages=exits,
+                        resolution=resolution,
+                        exit_head=head,
+                        exit_thresholds=(
+                            None if self.threshold_genes is None else (0.0,) * len(exits)
+                        ),
+                    )
+                    profile = self.cost_profile(
+                        config,
+                        num_classes=num_classes,
+                        in_channels=in_channels,
+                        convention=convention,
+                    )
+                    first = profile.exit_macs[0]
+                    cheapest = first if cheapest is None else min(cheapest, first)
+        if cheapest is None:
+            raise ConfigError("the space has no configuration with an early exit.")
+        return int(cheapest)
+
+    def build(
+        self,
+        config: EENNConfig,
+        *,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+    ) -> EarlyExitNetwork:
+        """The MobileNetV3 early-exit network of ``config``
+        (:func:`~optuna_nachos.models.build_eenn`).
+
+        Raises:
+            TypeError: If ``num_classes`` is missing.
+        """
+        return build_eenn(
+            config,
+            num_classes=_required_classes(num_classes),
+            in_channels=3 if in_channels is None else in_channels,
+        )
+
+
+def _required_classes(num_classes: int | None) -> int:
+    if num_classes is None:
+        raise TypeError(
+            "MobileNetV3Space serves any task: pass num_classes (the dataset's number of classes)."
+        )
+    return num_classes

@@ -11,9 +11,11 @@ from optuna_nachos.train._cached import CachedFeatureHeads, cache_backbone_outpu
 from optuna_nachos.train._calibration import (
     CALIBRATION_METHODS,
     NACHOS_GRID,
+    SEARCH_CALIBRATIONS,
     Calibration,
     OperatingPoint,
     calibrate_thresholds,
+    check_search_calibration,
     operating_curve,
 )
 from optuna_nachos.train._config import CLS_WEIGHTINGS, TrainConfig
@@ -49,6 +51,7 @@ __all__ = [
     "cache_backbone_outputs",
     "fit_exits",
     "CALIBRATION_METHODS",
+    "SEARCH_CALIBRATIONS",
     "CLS_WEIGHTINGS",
     "NACHOS_GRID",
     "PHASES",
@@ -67,6 +70,7 @@ __all__ = [
     "calibrate_and_evaluate",
     "evaluate_on_test",
     "calibrate_thresholds",
+    "check_search_calibration",
     "class_exit_accuracy",
     "classification_loss",
     "collect_exit_outputs",

@@ -14,8 +14,23 @@ from optuna_nachos.models import cumulative_confidence, select_exits
 from optuna_nachos.train._evaluation import average_macs_of, check_exit_costs, exit_ratios_of
 from optuna_nachos.train._inference import ExitOutputs
 
-CALIBRATION_METHODS = ("search", "nachos", "global", "fixed")
-"""Threshold calibration methods of :func:`calibrate_thresholds`."""
+SEARCH_CALIBRATIONS = ("search", "nachos", "global")
+"""Calibration methods a search chooses from: per-exit search, the reference's rule, one
+threshold for every exit."""
+
+CALIBRATION_METHODS = (*SEARCH_CALIBRATIONS, "fixed")
+"""Threshold calibration methods of :func:`calibrate_thresholds` (``"fixed"`` evaluates the
+thresholds a configuration carries)."""
+
+
+def check_search_calibration(method: str) -> None:
+    """Raise a :class:`ValueError` unless ``method`` is one of :data:`SEARCH_CALIBRATIONS`."""
+    if method not in SEARCH_CALIBRATIONS:
+        raise ValueError(
+            f"calibration must be one of {', '.join(map(repr, SEARCH_CALIBRATIONS))}, "
+            f"got {method!r}."
+        )
+
 
 NACHOS_GRID = (0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8)
 """Global thresholds the reference tries (``method="nachos"``)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optuna_nachos.benchmark import check_results, load_suite, run_parts, summarize
+from optuna_nachos.benchmark import check_results, load_suite, run_parts, summarize_suite
 from optuna_nachos.benchmark._runner import storage_url, study_name
 from optuna_nachos.cli import main
 
@@ -136,7 +136,7 @@ def test_running_again_resumes_without_new_trials(tiny_runs):
 @pytest.mark.slow
 def test_summary_records_and_checks(tiny_runs):
     suite, first, _ = tiny_runs
-    record = summarize(suite, first)
+    record = summarize_suite(suite, first)
     assert check_results(first) == []
     assert record["schema"] == "optuna-nachos-benchmark/1"
     env = record["environment"]
@@ -173,7 +173,7 @@ def test_check_reports_missing_pieces(tiny_runs, tmp_path):
         f"{tmp_path / 'results.json'} is missing: run the suite first."
     ]
     suite, first, _ = tiny_runs
-    summarize(suite, first)
+    summarize_suite(suite, first)
     record = json.loads((first / "results.json").read_text())
     record["figures"] = {"ghost": "figures/ghost.png"}
     broken = tmp_path / "broken"

@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optuna_nachos.benchmark import SuiteError, load_suite, run_parts, summarize
+from optuna_nachos.benchmark import SuiteError, load_suite, run_parts, summarize_suite
 from optuna_nachos.benchmark._runner import storage_url, study_name
 from optuna_nachos.benchmark._summary import MARKDOWN_FILE
 from optuna_nachos.supernet import WEIGHTS_FILE, read_metadata
@@ -105,7 +105,7 @@ def test_search_on_the_supernet_end_to_end(tmp_path: Path) -> None:
     recorded = study.user_attrs["nachos_settings"]["supernet"]
     assert recorded["path"] == "supernet"
     assert recorded["weights_sha256"] == metadata["weights_sha256"]
-    record = summarize(suite, out, figures=False)
+    record = summarize_suite(suite, out, figures=False)
     supernet = record["supernet"]
     assert supernet["complete"] and (supernet["epochs_done"], supernet["epochs_planned"]) == (1, 1)
     assert supernet["weights_sha256"] == metadata["weights_sha256"]

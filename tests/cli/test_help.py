@@ -127,6 +127,17 @@ def test_lazy_choices_are_the_samplers_and_the_registered_spaces():
     assert "one of: " + ", ".join(SAMPLER_NAMES) in help_text
 
 
+def test_lazy_choices_are_the_calibrations_and_test_evaluations():
+    from optuna_nachos.objective import TEST_EVALUATIONS
+    from optuna_nachos.train import SEARCH_CALIBRATIONS
+
+    actions = {a.dest: a for a in _subparsers()["search"]._actions}
+    assert list(actions["calibration"].choices) == list(SEARCH_CALIBRATIONS)
+    assert list(actions["test_evaluation"].choices) == list(TEST_EVALUATIONS)
+    assert "global" in actions["calibration"].choices
+    assert "sometimes" not in actions["test_evaluation"].choices
+
+
 def test_public_names_load_on_first_use():
     import optuna_nachos as nachos
 

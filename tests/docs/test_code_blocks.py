@@ -43,6 +43,7 @@ RUN_HERE = (
     "guide/samplers.md",
     "guide/benchmarks.md",
     "concepts/costs.md",
+    "concepts/search-space.md",
 )
 """Pages whose runnable blocks this module runs, in page order."""
 
@@ -202,6 +203,9 @@ def test_export_guide_runs_on_the_commands_export(reader):
     assert namespace["prediction"].predictions.shape == (1,)
 
 
-@pytest.mark.parametrize("page", ["guide/samplers.md", "guide/benchmarks.md", "concepts/costs.md"])
+@pytest.mark.parametrize(
+    "page",
+    ["guide/samplers.md", "guide/benchmarks.md", "concepts/costs.md", "concepts/search-space.md"],
+)
 def test_pages_without_a_study_run(page, reader):
     run_page(page)

@@ -194,7 +194,7 @@ def test_objective_rejects_impossible_budgets(digits, space):
 
 
 def test_smallest_average_macs_is_a_lower_bound(digits, space):
-    floor = _objective.smallest_average_macs(space, num_classes=10, in_channels=1)
+    floor = space.smallest_average_macs(num_classes=10, in_channels=1)
     sampler = optuna.samplers.RandomSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
     for _ in range(30):

@@ -135,3 +135,25 @@ def test_mobilenetv3_and_timm_costs_equal_fvcore():
         config = ExitsConfig(exit_stages=(1, 2, 3), exit_heads=("nachos", "mbconv", "pool_linear"))
         network = space.build(config)
         assert list(space.cost_profile(config).exit_macs) == count_exit_macs(network, (3, 64, 64))
+
+
+def test_the_task_is_the_backbones(resnet_space):
+    config = ExitsConfig(exit_stages=(1, 2), exit_heads=("pool_linear", "nachos"))
+    profile = resnet_space.cost_profile(config)
+    assert resnet_space.cost_profile(config, num_classes=4, in_channels=3) == profile
+    assert resnet_space.smallest_average_macs(num_classes=4) == resnet_space.smallest_average_macs()
+    with pytest.raises(ConfigError, match="num_classes=4, not 10"):
+        resnet_space.cost_profile(config, num_classes=10)
+    with pytest.raises(ConfigError, match="in_channels=3, not 1"):
+        resnet_space.build(config, in_channels=1)
+
+
+def test_static_constraints_are_the_contracts(resnet_space):
+    config = ExitsConfig(exit_stages=(2,), exit_heads=("nachos",))
+    profile = resnet_space.cost_profile(config)
+    values = resnet_space.static_constraints(config, max_avg_macs=1e6, max_params=1e5)
+    assert values == {
+        "min_exits": 0.0,
+        "max_avg_macs": profile.min_average_macs - 1e6,
+        "max_params": profile.total_params - 1e5,
+    }
