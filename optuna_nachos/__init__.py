@@ -8,134 +8,47 @@ The public names most users need are here; the subpackages hold the rest:
 :mod:`~optuna_nachos.visualization` (plotly figures).
 
 The names are imported on first use (PEP 562), so that ``import optuna_nachos`` and the
-``optuna-nachos`` command's ``--help`` do not pay for importing PyTorch and Optuna.
+``optuna-nachos`` command's ``--help`` do not pay for importing PyTorch and Optuna. They are
+written once, as the imports of the stub ``__init__.pyi`` (which type checkers and editors
+read): this module reads the stub to know where each name lives.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from optuna_nachos._version import __version__
 
-if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from optuna_nachos.config import ConfigError, EENNConfig, ExitsConfig
-    from optuna_nachos.cost import (
-        LatencyTable,
-        average_macs,
-        cost_profile,
-        exit_latency,
-        exit_macs,
-        peak_macs,
-        profile_latency,
-    )
-    from optuna_nachos.models import (
-        BackboneStages,
-        EarlyExitNetwork,
-        attach_exits,
-        build_eenn,
-        cut_stages,
-    )
-    from optuna_nachos.objective import ExitObjective, NachosObjective
-    from optuna_nachos.results import (
-        DeployedEENN,
-        Preprocessing,
-        admissible_trials,
-        export_eenn,
-        high_tradeoff_trials,
-        hypervolume,
-        load_eenn,
-        save_eenn,
-    )
-    from optuna_nachos.samplers import NachosSampler
-    from optuna_nachos.space import (
-        BackboneExitSpace,
-        MobileNetV3Space,
-        config_from_params,
-        suggest_eenn,
-    )
-    from optuna_nachos.study import (
-        constraint_values,
-        constraints_from_user_attrs,
-        create_sampler,
-        create_study,
-        run_search,
-    )
-    from optuna_nachos.train import NachosLoss, TrainConfig
 
-#: The subpackage each public name comes from.
-_LAZY_NAMES: dict[str, str] = {
-    "ConfigError": "config",
-    "EENNConfig": "config",
-    "ExitsConfig": "config",
-    "average_macs": "cost",
-    "cost_profile": "cost",
-    "exit_macs": "cost",
-    "peak_macs": "cost",
-    "LatencyTable": "cost",
-    "exit_latency": "cost",
-    "profile_latency": "cost",
-    "EarlyExitNetwork": "models",
-    "attach_exits": "models",
-    "build_eenn": "models",
-    "BackboneStages": "models",
-    "cut_stages": "models",
-    "ExitObjective": "objective",
-    "Preprocessing": "results",
-    "BackboneExitSpace": "space",
-    "constraints_from_user_attrs": "study",
-    "NachosObjective": "objective",
-    "DeployedEENN": "results",
-    "admissible_trials": "results",
-    "export_eenn": "results",
-    "high_tradeoff_trials": "results",
-    "hypervolume": "results",
-    "load_eenn": "results",
-    "save_eenn": "results",
-    "NachosSampler": "samplers",
-    "MobileNetV3Space": "space",
-    "config_from_params": "space",
-    "suggest_eenn": "space",
-    "constraint_values": "study",
-    "create_sampler": "study",
-    "create_study": "study",
-    "run_search": "study",
-    "TrainConfig": "train",
-    "NachosLoss": "train",
-}
+def _read_stub() -> tuple[dict[str, str], frozenset[str]]:
+    """Where each public name lives, and the subpackages, from the imports of the stub."""
+    stub = Path(__file__).with_suffix(".pyi")
+    names: dict[str, str] = {}
+    subpackages: set[str] = set()
+    for node in ast.parse(stub.read_text(encoding="utf-8")).body:
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        if node.module == __name__:
+            subpackages.update(alias.name for alias in node.names)
+        elif node.module.count(".") == 1 and not node.module.endswith("._version"):
+            names.update((alias.name, node.module) for alias in node.names)
+    return names, frozenset(subpackages)
 
-#: Subpackages reachable as attributes (``optuna_nachos.data``) without importing them first.
-_SUBPACKAGES = frozenset(
-    {
-        "benchmark",
-        "config",
-        "cost",
-        "dashboard",
-        "data",
-        "deploy",
-        "models",
-        "objective",
-        "record",
-        "report",
-        "results",
-        "samplers",
-        "space",
-        "study",
-        "supernet",
-        "train",
-        "visualization",
-    }
-)
+
+_LAZY_NAMES, _SUBPACKAGES = _read_stub()
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name from its subpackage on first access (PEP 562)."""
     if name in _SUBPACKAGES:
         return importlib.import_module(f"{__name__}.{name}")
-    subpackage = _LAZY_NAMES.get(name)
-    if subpackage is None:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{subpackage}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later accesses skip this function
     return value
 
@@ -144,43 +57,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY_NAMES, *_SUBPACKAGES})
 
 
-__all__ = [
-    "BackboneExitSpace",
-    "BackboneStages",
-    "ConfigError",
-    "DeployedEENN",
-    "EENNConfig",
-    "EarlyExitNetwork",
-    "ExitObjective",
-    "ExitsConfig",
-    "LatencyTable",
-    "MobileNetV3Space",
-    "NachosLoss",
-    "NachosObjective",
-    "NachosSampler",
-    "Preprocessing",
-    "TrainConfig",
-    "__version__",
-    "admissible_trials",
-    "attach_exits",
-    "average_macs",
-    "build_eenn",
-    "config_from_params",
-    "constraint_values",
-    "constraints_from_user_attrs",
-    "cost_profile",
-    "cut_stages",
-    "create_sampler",
-    "create_study",
-    "export_eenn",
-    "exit_latency",
-    "exit_macs",
-    "high_tradeoff_trials",
-    "hypervolume",
-    "load_eenn",
-    "peak_macs",
-    "profile_latency",
-    "run_search",
-    "save_eenn",
-    "suggest_eenn",
-]
+__all__ = ["__version__", *_LAZY_NAMES]

@@ -22,15 +22,10 @@ from optuna_nachos.objective import NachosObjective
 from optuna_nachos.record import (
     CONFIG_ATTR,
     EXIT_RATIOS_ATTR,
+    selection_values,
 )
 from optuna_nachos.space import MobileNetV3Space
-from optuna_nachos.study import (
-    create_sampler,
-    create_study,
-    run_search,
-    selection_values,
-    storage_lock_path,
-)
+from optuna_nachos.study import create_sampler, create_study, run_search, storage_lock_path
 from optuna_nachos.supernet import WEIGHTS_FILE, SupernetError, read_metadata, train_supernet
 from optuna_nachos.train import TrainConfig
 

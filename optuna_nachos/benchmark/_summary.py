@@ -51,9 +51,11 @@ from optuna_nachos.record import (
     THRESHOLDS_ATTR,
     TRAIN_SECONDS_ATTR,
     VAL_EXIT_RATIOS_ATTR,
+    reported_values,
+    selection_values,
+    study_settings,
 )
 from optuna_nachos.results import hypervolume, load_eenn
-from optuna_nachos.study import reported_values, selection_values, study_settings
 
 _logger = get_logger(__name__)
 

@@ -501,11 +501,10 @@ def run_search_command(args: argparse.Namespace) -> int:
 
     from optuna_nachos.data import list_datasets
     from optuna_nachos.objective import BudgetBelowSpaceError, NachosObjective
+    from optuna_nachos.record import LATENCY_METRIC_NAMES, METRIC_NAMES
     from optuna_nachos.results import admissible_trials
     from optuna_nachos.space import get_space
     from optuna_nachos.study import (
-        LATENCY_METRIC_NAMES,
-        METRIC_NAMES,
         StudyLock,
         create_sampler,
         create_study,

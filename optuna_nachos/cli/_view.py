@@ -118,7 +118,7 @@ def dashboard_callback():
 
 
 def _directions() -> tuple[str, ...]:
-    from optuna_nachos.study import DIRECTIONS
+    from optuna_nachos.record import DIRECTIONS
 
     return tuple(DIRECTIONS)
 

@@ -119,7 +119,7 @@ class NachosObjective:
     figures at the same thresholds are stored as the user attributes ``test_accuracy`` and
     ``test_avg_macs`` (and the per-exit test metrics as ``accuracy_per_exit``,
     ``exit_ratios``, ...), for reporting the trials chosen
-    (:func:`~optuna_nachos.study.reported_values`). By default (``test_evaluation="front"``)
+    (:func:`~optuna_nachos.record.reported_values`). By default (``test_evaluation="front"``)
     the test split is evaluated only for the trials that can end up on the admissible front:
     a trial that is not admissible on validation, or that a finished admissible trial
     dominates on validation when it finishes, never will, and carries the reason in the

@@ -76,7 +76,7 @@ class StudySummary:
 
     Attributes:
         study_name: Name of the study.
-        settings: The search settings (:func:`optuna_nachos.study.study_settings`).
+        settings: The search settings (:func:`optuna_nachos.record.study_settings`).
         counts: Numbers of trials: ``trials`` (all), ``complete``, ``skipped`` (completed
             without training by the static guard), ``feasible``, ``infeasible``,
             ``unconstrained`` (complete but carrying no constraint), ``admissible``,

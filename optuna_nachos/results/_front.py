@@ -27,9 +27,9 @@ def admissible_trials(study: optuna.Study) -> list[FrozenTrial]:
     (average MACs within the budget, accuracy above the floor, enough exits, static limits),
     and no other feasible trial is at least as accurate and as cheap, and better in one.
 
-    The choice is made on the validation split (:func:`~optuna_nachos.study.selection_values`,
+    The choice is made on the validation split (:func:`~optuna_nachos.record.selection_values`,
     the objective values of the packaged objective); report the test figures of the trials
-    chosen with :func:`~optuna_nachos.study.reported_values`. Trials of studies written by earlier
+    chosen with :func:`~optuna_nachos.record.reported_values`. Trials of studies written by earlier
     versions, whose objective values are test figures, are chosen on their validation
     attributes.
     """

@@ -1,20 +1,8 @@
-"""Study helpers: creating studies and samplers, constraint names, the selection protocol
-(choose on validation, report on test), the packaged search."""
+"""Study helpers: creating studies and samplers, storages and workers, the packaged search.
 
-from optuna_nachos.record import (
-    CONSTRAINT_NAMES,
-    DIRECTIONS,
-    LATENCY_METRIC_NAMES,
-    METRIC_NAMES,
-    SELECTION_SPLIT,
-    is_legacy,
-    record_evaluation,
-    reported_values,
-    selection_constraints,
-    selection_feasible,
-    selection_values,
-    study_settings,
-)
+The names a trial's record is read by (constraint and metric names, the selection protocol:
+choose on validation, report on test) live in :mod:`optuna_nachos.record`."""
+
 from optuna_nachos.study._constraints import (
     constraint_values,
     constraints_from_user_attrs,
@@ -43,16 +31,11 @@ from optuna_nachos.study._workers import (
 )
 
 __all__ = [
-    "CONSTRAINT_NAMES",
     "DEFAULT_STORAGE",
-    "DIRECTIONS",
     "JOURNAL_PREFIX",
-    "LATENCY_METRIC_NAMES",
-    "METRIC_NAMES",
     "SAMPLER_NAMES",
     "RetryStaleTrial",
     "StudyLock",
-    "SELECTION_SPLIT",
     "StudyProtocol",
     "constraint_values",
     "constraints_from_user_attrs",
@@ -62,19 +45,11 @@ __all__ = [
     "fail_stale_trials",
     "finished_trials",
     "is_feasible",
-    "is_legacy",
     "open_storage",
     "register_worker",
-    "run_search",
     "settings_differences",
-    "record_evaluation",
     "run_search",
-    "selection_constraints",
-    "selection_feasible",
-    "selection_values",
     "storage_file",
     "storage_lock_path",
     "study_protocol",
-    "study_settings",
-    "reported_values",
 ]

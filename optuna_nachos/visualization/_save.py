@@ -11,9 +11,8 @@ import plotly.io as pio
 from optuna.trial import FrozenTrial
 
 from optuna_nachos._logging import get_logger
-from optuna_nachos.record import IN_CHANNELS_SETTING, NUM_CLASSES_SETTING
+from optuna_nachos.record import IN_CHANNELS_SETTING, NUM_CLASSES_SETTING, study_settings
 from optuna_nachos.results import admissible_trials, high_tradeoff_trials
-from optuna_nachos.study import study_settings
 from optuna_nachos.visualization._architecture import plot_architecture
 from optuna_nachos.visualization._common import check_study
 from optuna_nachos.visualization._exits import plot_exit_metrics, plot_exit_ratios

@@ -183,7 +183,7 @@ def test_export_reload_predict_reproduces_the_trial(tmp_path):
     study.enqueue_trial(space.params_from_config(config))
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
-    deployed = nachos.load_eenn(trial.user_attrs[nachos.objective.EXPORT_ATTR])
+    deployed = nachos.load_eenn(trial.user_attrs[nachos.record.EXPORT_ATTR])
     assert deployed.config is None and deployed.preprocessing is None
     assert list(deployed.exit_macs) == trial.user_attrs["exit_macs"]
     assert list(deployed.thresholds) == trial.user_attrs["thresholds"]

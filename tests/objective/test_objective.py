@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 import optuna_nachos as nachos
 from optuna_nachos.objective import _objective
-from optuna_nachos.study import CONSTRAINT_NAMES
+from optuna_nachos.record import CONSTRAINT_NAMES
 from optuna_nachos.train import TrainingDivergedError
 
 from .conftest import BUDGET, RESOLUTION

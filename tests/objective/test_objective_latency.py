@@ -9,10 +9,10 @@ from optuna.trial import TrialState
 import optuna_nachos as nachos
 from optuna_nachos.cost import exit_latency, profile_latency
 from optuna_nachos.objective import _objective
+from optuna_nachos.record import CONSTRAINT_NAMES, LATENCY_METRIC_NAMES
 from optuna_nachos.report import summarize
 from optuna_nachos.report._summary import summary_markdown
 from optuna_nachos.samplers import NachosSampler
-from optuna_nachos.study import CONSTRAINT_NAMES, LATENCY_METRIC_NAMES
 
 from .conftest import BUDGET, RESOLUTION
 

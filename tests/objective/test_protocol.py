@@ -6,7 +6,7 @@ import optuna
 import torch
 
 import optuna_nachos as nachos
-from optuna_nachos.study import reported_values, selection_values
+from optuna_nachos.record import reported_values, selection_values
 
 from .conftest import BUDGET, RESOLUTION
 

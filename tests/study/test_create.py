@@ -2,13 +2,13 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 
+from optuna_nachos.record import study_settings
 from optuna_nachos.study import (
     SAMPLER_NAMES,
     constraint_values,
     create_sampler,
     create_study,
     is_feasible,
-    study_settings,
 )
 from optuna_nachos.study._create import settings_version
 

@@ -5,13 +5,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 import optuna_nachos as nachos
+from optuna_nachos.record import reported_values, selection_feasible, selection_values
 from optuna_nachos.results import front_rows
-from optuna_nachos.study import (
-    reported_values,
-    selection_feasible,
-    selection_values,
-    study_protocol,
-)
+from optuna_nachos.study import study_protocol
 
 BUDGET = 2.0e6
 FLOOR = 0.5
