@@ -84,17 +84,8 @@ class NachosExitHead(nn.Module):
 
     @staticmethod
     def cost(in_channels: int, side: int, num_classes: int, *, pool: int = 1) -> tuple[int, int]:
-        """MACs and parameters of the head: its cost formula (see :class:`ExitHeadSpec`).
-
-        Args:
-            in_channels: Channels of the features the head reads.
-            side: Height and width of those features.
-            num_classes: Number of classes.
-            pool: Max-pool size in front of the head.
-
-        Returns:
-            ``(macs, params)``, as fvcore counts them on the built head.
-        """
+        """``(macs, params)`` of the head on ``side`` x ``side`` features, as fvcore counts
+        them: its cost formula (:class:`ExitHeadSpec`)."""
         side //= pool  # max-pool of kernel and stride ``pool``, no padding
         macs = params = 0
         channels = in_channels
@@ -122,19 +113,9 @@ class PoolLinearExitHead(nn.Module):
 
     @staticmethod
     def cost(in_channels: int, side: int, num_classes: int, *, pool: int = 1) -> tuple[int, int]:
-        """MACs and parameters of the head: its cost formula (see :class:`ExitHeadSpec`).
-
-        Global pooling makes them independent of ``side`` and ``pool``.
-
-        Args:
-            in_channels: Channels of the features the head reads.
-            side: Height and width of those features.
-            num_classes: Number of classes.
-            pool: Max-pool size in front of the head.
-
-        Returns:
-            ``(macs, params)``, as fvcore counts them on the built head.
-        """
+        """``(macs, params)`` of the head, as fvcore counts them: its cost formula
+        (:class:`ExitHeadSpec`). Global pooling makes them independent of ``side`` and
+        ``pool``."""
         del side, pool
         return linear_cost(in_channels, num_classes + 1)
 
@@ -179,17 +160,8 @@ class MBConvExitHead(nn.Module):
 
     @staticmethod
     def cost(in_channels: int, side: int, num_classes: int, *, pool: int = 1) -> tuple[int, int]:
-        """MACs and parameters of the head: its cost formula (see :class:`ExitHeadSpec`).
-
-        Args:
-            in_channels: Channels of the features the head reads.
-            side: Height and width of those features.
-            num_classes: Number of classes.
-            pool: Max-pool size in front of the head.
-
-        Returns:
-            ``(macs, params)``, as fvcore counts them on the built head.
-        """
+        """``(macs, params)`` of the head on ``side`` x ``side`` features, as fvcore counts
+        them: its cost formula (:class:`ExitHeadSpec`)."""
         out_channels = _mbconv_head_channels(in_channels)
         block_macs, block_params = mbconv_cost(
             in_channels,

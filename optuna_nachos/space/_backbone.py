@@ -30,6 +30,7 @@ from optuna_nachos.space._mobilenetv3 import (
     _check_exit_options,
     _index_of,
     _suggest_categoricals,
+    exit_placements,
 )
 
 DEFAULT_EXIT_HEADS = ("nachos", "pool_linear", "mbconv")
@@ -356,18 +357,12 @@ class BackboneExitSpace(EENNSearchSpace):
                 no configuration has an early exit.
         """
         self._check_task(num_classes, in_channels)
-        cheapest = None
-        for index in range(1 << len(self.exit_stages)):
-            stages = tuple(s for i, s in enumerate(self.exit_stages) if index >> i & 1)
-            if len(stages) < max(self.min_exits, 1):
-                continue
-            for head in self.exit_heads:
-                config = ExitsConfig(exit_stages=stages, exit_heads=(head,) * len(stages))
-                first = self.cost_profile(config, convention=convention).exit_macs[0]
-                cheapest = first if cheapest is None else min(cheapest, first)
-        if cheapest is None:
-            raise ConfigError("the space has no configuration with an early exit.")
-        return int(cheapest)
+        configs = (
+            ExitsConfig(exit_stages=stages, exit_heads=(head,) * len(stages))
+            for stages in exit_placements(self.exit_stages, self.min_exits)
+            for head in self.exit_heads
+        )
+        return self._cheapest_first_exit(configs, convention=convention)
 
     # ------------------------------------------------------------------------- build
     def build(

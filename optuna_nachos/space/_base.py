@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 
-from optuna_nachos.config import NUM_STAGES
+from optuna_nachos.config import NUM_STAGES, ConfigError
 from optuna_nachos.cost import CostProfile
 from optuna_nachos.models import EarlyExitNetwork
 from optuna_nachos.record import MAX_AVG_MACS, MAX_PARAMS, MAX_PEAK_MACS, MIN_EXITS
@@ -105,6 +105,17 @@ class EENNSearchSpace(abc.ABC):
     ) -> int:
         """The lowest average MACs an admissible network of the space can reach: the cheapest
         first exit over every configuration with at least the space's minimum of exits."""
+
+    def _cheapest_first_exit(self, configs: Iterable[Any], **task: Any) -> int:
+        """The cheapest first exit over ``configs`` (``task``: the cost profile's settings).
+
+        Raises:
+            ConfigError: If ``configs`` is empty (no configuration with an early exit).
+        """
+        firsts = [self.cost_profile(config, **task).exit_macs[0] for config in configs]
+        if not firsts:
+            raise ConfigError("the space has no configuration with an early exit.")
+        return int(min(firsts))
 
     def static_constraints(
         self,

@@ -35,6 +35,15 @@ def _check_exit_options(
         )
 
 
+def exit_placements(stages: Sequence[int], min_exits: int) -> list[tuple[int, ...]]:
+    """Every set of early-exit stages among ``stages`` with at least ``max(min_exits, 1)``."""
+    return [
+        tuple(s for i, s in enumerate(stages) if mask >> i & 1)
+        for mask in range(1, 2 ** len(stages))
+        if mask.bit_count() >= max(min_exits, 1)
+    ]
+
+
 def _suggest_categoricals(
     trial: optuna.trial.BaseTrial, distributions: Mapping[str, BaseDistribution]
 ) -> dict[str, Any]:
@@ -345,12 +354,7 @@ class MobileNetV3Space(EENNSearchSpace):
         Raises:
             TypeError: If ``num_classes`` is missing.
         """
-        return cost_profile(
-            config,
-            num_classes=_required_classes(num_classes),
-            in_channels=3 if in_channels is None else in_channels,
-            convention=convention,
-        )
+        return cost_profile(config, **_task(num_classes, in_channels), convention=convention)
 
     def smallest_average_macs(
         self,
@@ -369,37 +373,24 @@ class MobileNetV3Space(EENNSearchSpace):
             TypeError: If ``num_classes`` is missing.
             ConfigError: If no configuration has an early exit.
         """
-        cheapest = None
-        stages = self.exit_stages
         depth = min(self.depths)
-        for mask in range(1, 2 ** len(stages)):
-            exits = tuple(s for i, s in enumerate(stages) if mask >> i & 1)
-            if len(exits) < max(self.min_exits, 1):
-                continue
-            for resolution in self.resolutions:
-                for head in self.exit_heads:
-                    config = EENNConfig(
-                        depths=(depth,) * NUM_STAGES,
-                        kernel_sizes=((min(self.kernel_sizes),) * depth,) * NUM_STAGES,
-                        expand_ratios=((min(self.expand_ratios),) * depth,) * NUM_STAGES,
-                        exit_stages=exits,
-                        resolution=resolution,
-                        exit_head=head,
-                        exit_thresholds=(
-                            None if self.threshold_genes is None else (0.0,) * len(exits)
-                        ),
-                    )
-                    profile = self.cost_profile(
-                        config,
-                        num_classes=num_classes,
-                        in_channels=in_channels,
-                        convention=convention,
-                    )
-                    first = profile.exit_macs[0]
-                    cheapest = first if cheapest is None else min(cheapest, first)
-        if cheapest is None:
-            raise ConfigError("the space has no configuration with an early exit.")
-        return int(cheapest)
+        configs = (
+            EENNConfig(
+                depths=(depth,) * NUM_STAGES,
+                kernel_sizes=((min(self.kernel_sizes),) * depth,) * NUM_STAGES,
+                expand_ratios=((min(self.expand_ratios),) * depth,) * NUM_STAGES,
+                exit_stages=exits,
+                resolution=resolution,
+                exit_head=head,
+                exit_thresholds=None if self.threshold_genes is None else (0.0,) * len(exits),
+            )
+            for exits in exit_placements(self.exit_stages, self.min_exits)
+            for resolution in self.resolutions
+            for head in self.exit_heads
+        )
+        return self._cheapest_first_exit(
+            configs, num_classes=num_classes, in_channels=in_channels, convention=convention
+        )
 
     def build(
         self,
@@ -414,16 +405,13 @@ class MobileNetV3Space(EENNSearchSpace):
         Raises:
             TypeError: If ``num_classes`` is missing.
         """
-        return build_eenn(
-            config,
-            num_classes=_required_classes(num_classes),
-            in_channels=3 if in_channels is None else in_channels,
-        )
+        return build_eenn(config, **_task(num_classes, in_channels))
 
 
-def _required_classes(num_classes: int | None) -> int:
+def _task(num_classes: int | None, in_channels: int | None) -> dict[str, int]:
+    """The task's shape for the builder and the cost model: ``num_classes`` is required."""
     if num_classes is None:
         raise TypeError(
             "MobileNetV3Space serves any task: pass num_classes (the dataset's number of classes)."
         )
-    return num_classes
+    return {"num_classes": num_classes, "in_channels": 3 if in_channels is None else in_channels}
