@@ -54,22 +54,19 @@ from optuna_nachos.cost import (
     CLOCKS,
     FIXED_TERM,
     LatencyTable,
+    calibrate_latency,
     exit_block_counts,
     exit_latency,
     exit_macs,
+    fit_term_latencies,
     make_session,
+    measure_exit_latency,
     onnx_bytes,
     profile_latency,
-)
-from optuna_nachos.data import load_dataset
-from optuna_nachos.deploy import (
-    OnnxEENN,
-    calibrate_latency,
-    export_onnx,
-    fit_term_latencies,
-    measure_exit_latency,
     random_table_configs,
 )
+from optuna_nachos.data import load_dataset
+from optuna_nachos.deploy import OnnxEENN, export_onnx
 from optuna_nachos.record import (
     ACCURACY_INDEX,
     ARTIFACT_ATTR,

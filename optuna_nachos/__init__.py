@@ -4,7 +4,8 @@ The public names most users need are here; the subpackages hold the rest:
 :mod:`optuna_nachos.config`, :mod:`~optuna_nachos.models`, :mod:`~optuna_nachos.cost`,
 :mod:`~optuna_nachos.data`, :mod:`~optuna_nachos.train`, :mod:`~optuna_nachos.space`,
 :mod:`~optuna_nachos.objective`, :mod:`~optuna_nachos.study`, :mod:`~optuna_nachos.samplers`,
-:mod:`~optuna_nachos.results`, :mod:`~optuna_nachos.supernet` (weight sharing) and
+:mod:`~optuna_nachos.results`, :mod:`~optuna_nachos.deploy` (the trained network, saved,
+exported and run), :mod:`~optuna_nachos.supernet` (weight sharing) and
 :mod:`~optuna_nachos.visualization` (plotly figures).
 
 The names are imported on first use (PEP 562), so that ``import optuna_nachos`` and the
@@ -29,6 +30,13 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         peak_macs,
         profile_latency,
     )
+    from optuna_nachos.deploy import (
+        DeployedEENN,
+        Preprocessing,
+        export_eenn,
+        load_eenn,
+        save_eenn,
+    )
     from optuna_nachos.models import (
         BackboneStages,
         EarlyExitNetwork,
@@ -37,16 +45,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         cut_stages,
     )
     from optuna_nachos.objective import ExitObjective, NachosObjective
-    from optuna_nachos.results import (
-        DeployedEENN,
-        Preprocessing,
-        admissible_trials,
-        export_eenn,
-        high_tradeoff_trials,
-        hypervolume,
-        load_eenn,
-        save_eenn,
-    )
+    from optuna_nachos.results import admissible_trials, high_tradeoff_trials, hypervolume
     from optuna_nachos.samplers import NachosSampler
     from optuna_nachos.space import (
         BackboneExitSpace,
@@ -81,17 +80,17 @@ _LAZY_NAMES: dict[str, str] = {
     "BackboneStages": "models",
     "cut_stages": "models",
     "ExitObjective": "objective",
-    "Preprocessing": "results",
+    "Preprocessing": "deploy",
     "BackboneExitSpace": "space",
     "constraints_from_user_attrs": "study",
     "NachosObjective": "objective",
-    "DeployedEENN": "results",
+    "DeployedEENN": "deploy",
     "admissible_trials": "results",
-    "export_eenn": "results",
+    "export_eenn": "deploy",
     "high_tradeoff_trials": "results",
     "hypervolume": "results",
-    "load_eenn": "results",
-    "save_eenn": "results",
+    "load_eenn": "deploy",
+    "save_eenn": "deploy",
     "NachosSampler": "samplers",
     "MobileNetV3Space": "space",
     "config_from_params": "space",

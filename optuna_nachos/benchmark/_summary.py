@@ -40,6 +40,7 @@ from optuna_nachos.benchmark._statistics import (
 from optuna_nachos.benchmark._suite import SUPERNET_PART, Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_macs
+from optuna_nachos.deploy import load_eenn
 from optuna_nachos.record import (
     ARTIFACT_ATTR,
     CONFIG_ATTR,
@@ -52,7 +53,7 @@ from optuna_nachos.record import (
     TRAIN_SECONDS_ATTR,
     VAL_EXIT_RATIOS_ATTR,
 )
-from optuna_nachos.results import hypervolume, load_eenn
+from optuna_nachos.results import hypervolume
 from optuna_nachos.study import reported_values, selection_values, study_settings
 
 _logger = get_logger(__name__)

@@ -704,7 +704,7 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
 def run_export_command(args: argparse.Namespace) -> int:
     from optuna.artifacts.exceptions import ArtifactNotFound
 
-    from optuna_nachos.results import export_eenn, load_eenn
+    from optuna_nachos.deploy import export_eenn, load_eenn
 
     study = _load_study(args)
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]

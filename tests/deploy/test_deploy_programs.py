@@ -12,7 +12,7 @@ from torch import nn
 
 import optuna_nachos as nachos
 from optuna_nachos.data import load_dataset
-from optuna_nachos.results import Preprocessing
+from optuna_nachos.deploy import Preprocessing
 
 
 def _resnet_network(in_channels: int = 1, size: int = 16) -> nachos.EarlyExitNetwork:

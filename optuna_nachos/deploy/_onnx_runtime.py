@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from optuna_nachos.cost import make_session, require_onnxruntime
-from optuna_nachos.deploy._export import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
+from optuna_nachos.deploy._onnx_export import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
 
 
 class OnnxPrediction(NamedTuple):
