@@ -282,7 +282,7 @@ def bench_searched(
         runtime = OnnxEENN(folder, threads=1)
         full = make_session(onnx_bytes(_Backbone(model), images[:1]), threads=1)
         torch_pred = model.predict(images, thresholds)
-        onnx_pred = runtime.predict(images.numpy())
+        onnx_pred = runtime.predict(images.numpy(), preprocess=False)  # normalized already
         with torch.no_grad():
             all_logits = model(images).logits
         left = torch.stack(
@@ -302,7 +302,7 @@ def bench_searched(
             return lambda: [run(x) for x in inputs]
 
         runs = {
-            "onnx_early_exit": loop(runtime.predict, singles_np),
+            "onnx_early_exit": loop(lambda x: runtime.predict(x, preprocess=False), singles_np),
             "onnx_full_network": loop(lambda x: full.run(None, {"input": x}), singles_np),
             "torch_early_exit": loop(lambda x: model.predict(x, thresholds), singles),
             "torch_full_network": loop(model.forward_backbone, singles),

@@ -689,14 +689,17 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
     except ImportError as error:
         raise CommandError(str(error).rstrip(".")) from None
     preprocessing = metadata.pop("preprocessing", None)
-    manifest = export_onnx(
-        args.out,
-        deployed.model,
-        deployed.thresholds,
-        in_channels=int(deployed.metadata["in_channels"]),
-        preprocessing=preprocessing if isinstance(preprocessing, dict) else None,
-        metadata={"trial": args.trial, **metadata},
-    )
+    try:
+        manifest = export_onnx(
+            args.out,
+            deployed.model,
+            deployed.thresholds,
+            in_channels=int(deployed.metadata["in_channels"]),
+            preprocessing=preprocessing if isinstance(preprocessing, dict) else None,
+            metadata={"trial": args.trial, **metadata},
+        )
+    except ValueError as error:  # a recorded preprocessing that does not fit the segments
+        raise CommandError(f"trial {args.trial}: {str(error).rstrip('.')}") from None
     print(json.dumps({"trial": args.trial, "out": str(args.out), "manifest": str(manifest)}))
     return 0
 

@@ -16,7 +16,7 @@ import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import EENNConfig
-from optuna_nachos.deploy._preprocess import Preprocessing
+from optuna_nachos.deploy._preprocess import Preprocessing, as_preprocessing
 from optuna_nachos.deploy._programs import PROGRAMS_DIR, load_programs, save_programs
 from optuna_nachos.models import EarlyExitNetwork, EarlyExitPrediction, build_eenn
 
@@ -59,11 +59,16 @@ class DeployedEENN:
         return None if macs is None else tuple(int(m) for m in macs)
 
     def preprocess(self, images: Any) -> torch.Tensor:
-        """Raw images (uint8 or [0, 1] float tensors, PIL images, or lists of them) as the
-        normalized batch the network reads, through the stored preprocessing.
+        """Raw images as the normalized batch the network reads, through the stored
+        preprocessing, on the network's device.
+
+        Args:
+            images: uint8 (0..255) or float (0..1) tensors or numpy arrays, PIL images, or
+                lists of them, in the layouts :class:`Preprocessing` documents.
 
         Raises:
-            ValueError: If the export records no preprocessing.
+            ValueError: If the export records no preprocessing, or on float images outside
+                [0, 1] (a batch that is normalized already).
         """
         if self.preprocessing is None:
             raise ValueError(
@@ -76,12 +81,22 @@ class DeployedEENN:
     def predict(self, x: Any, *, preprocess: bool | None = None) -> EarlyExitPrediction:
         """Early-exit inference with the calibrated thresholds.
 
+        It takes the input :meth:`~optuna_nachos.deploy.OnnxEENN.predict` takes: raw images
+        through the recorded preprocessing by default, a normalized batch with
+        ``preprocess=False``.
+
         Args:
             x: Raw images (see :meth:`preprocess`) when the export records its
                 preprocessing; otherwise (or with ``preprocess=False``) a normalized batch
                 ``(N, C, H, W)``.
             preprocess: Whether to run ``x`` through the stored preprocessing; by default,
-                when one is stored.
+                when one is stored (an export without one takes normalized batches).
+
+        Raises:
+            ValueError: On float images outside [0, 1] while preprocessing (pass a
+                normalized batch with ``preprocess=False``), on ``preprocess=True`` without a
+                recorded preprocessing, or on images of a rank or channel count the
+                preprocessing cannot convert.
         """
         if preprocess is None:
             preprocess = self.preprocessing is not None
@@ -148,20 +163,22 @@ def _with_costs(info: dict[str, Any], model: EarlyExitNetwork) -> dict[str, Any]
 
 
 def _preprocessing_dict(
-    preprocessing: Preprocessing | Mapping[str, Any] | None, info: Mapping[str, Any]
+    preprocessing: Preprocessing | Mapping[str, Any] | None,
+    info: Mapping[str, Any],
+    model: EarlyExitNetwork,
 ) -> dict[str, Any] | None:
     if preprocessing is None:
         preprocessing = info.get("preprocessing")
     if preprocessing is None:
         return None
-    if not isinstance(preprocessing, Preprocessing):
-        preprocessing = Preprocessing.from_dict(preprocessing)
-    if preprocessing.channels != int(info["in_channels"]):
-        raise ValueError(
-            f"the preprocessing gives {preprocessing.channels} channels but the network reads "
-            f"{info['in_channels']}."
-        )
-    return preprocessing.to_dict()
+    shape = info.get("input_shape")
+    if shape is not None:
+        resolution = int(shape[-1]) if int(shape[-1]) == int(shape[-2]) else None
+    else:
+        resolution = None if model.config is None else model.config.resolution
+    return as_preprocessing(
+        preprocessing, channels=int(info["in_channels"]), resolution=resolution
+    ).to_dict()
 
 
 def save_eenn(
@@ -247,7 +264,7 @@ def export_eenn(
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds an exported network ({', '.join(existing)})")
     info = _metadata(model, thresholds, in_channels, metadata)
-    info["preprocessing"] = _preprocessing_dict(preprocessing, info)
+    info["preprocessing"] = _preprocessing_dict(preprocessing, info, model)
     info = _with_costs(info, model)
     created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
