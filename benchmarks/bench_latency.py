@@ -54,22 +54,19 @@ from optuna_nachos.cost import (
     CLOCKS,
     FIXED_TERM,
     LatencyTable,
+    calibrate_latency,
     exit_block_counts,
     exit_latency,
     exit_macs,
+    fit_term_latencies,
     make_session,
+    measure_exit_latency,
     onnx_bytes,
     profile_latency,
-)
-from optuna_nachos.data import load_dataset
-from optuna_nachos.deploy import (
-    OnnxEENN,
-    calibrate_latency,
-    export_onnx,
-    fit_term_latencies,
-    measure_exit_latency,
     random_table_configs,
 )
+from optuna_nachos.data import load_dataset
+from optuna_nachos.deploy import OnnxEENN, export_onnx
 from optuna_nachos.record import (
     ACCURACY_INDEX,
     ARTIFACT_ATTR,
@@ -285,7 +282,7 @@ def bench_searched(
         runtime = OnnxEENN(folder, threads=1)
         full = make_session(onnx_bytes(_Backbone(model), images[:1]), threads=1)
         torch_pred = model.predict(images, thresholds)
-        onnx_pred = runtime.predict(images.numpy())
+        onnx_pred = runtime.predict(images.numpy(), preprocess=False)  # normalized already
         with torch.no_grad():
             all_logits = model(images).logits
         left = torch.stack(
@@ -305,7 +302,7 @@ def bench_searched(
             return lambda: [run(x) for x in inputs]
 
         runs = {
-            "onnx_early_exit": loop(runtime.predict, singles_np),
+            "onnx_early_exit": loop(lambda x: runtime.predict(x, preprocess=False), singles_np),
             "onnx_full_network": loop(lambda x: full.run(None, {"input": x}), singles_np),
             "torch_early_exit": loop(lambda x: model.predict(x, thresholds), singles),
             "torch_full_network": loop(model.forward_backbone, singles),

@@ -245,8 +245,8 @@ def postgres_killed_worker(work: Path, url: str) -> Outcome:
 def corrupted_files(work: Path) -> Outcome:
     from optuna_nachos.config import EENNConfig
     from optuna_nachos.data._cifar import load_cifar10
+    from optuna_nachos.deploy import export_eenn, load_eenn
     from optuna_nachos.models import build_eenn
-    from optuna_nachos.results import export_eenn, load_eenn
 
     problems = []
     model = build_eenn(

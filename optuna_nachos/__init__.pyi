@@ -35,6 +35,13 @@ from optuna_nachos.cost import (
     peak_macs as peak_macs,
     profile_latency as profile_latency,
 )
+from optuna_nachos.deploy import (
+    DeployedEENN as DeployedEENN,
+    Preprocessing as Preprocessing,
+    export_eenn as export_eenn,
+    load_eenn as load_eenn,
+    save_eenn as save_eenn,
+)
 from optuna_nachos.models import (
     BackboneStages as BackboneStages,
     EarlyExitNetwork as EarlyExitNetwork,
@@ -47,14 +54,9 @@ from optuna_nachos.objective import (
     NachosObjective as NachosObjective,
 )
 from optuna_nachos.results import (
-    DeployedEENN as DeployedEENN,
-    Preprocessing as Preprocessing,
     admissible_trials as admissible_trials,
-    export_eenn as export_eenn,
     high_tradeoff_trials as high_tradeoff_trials,
     hypervolume as hypervolume,
-    load_eenn as load_eenn,
-    save_eenn as save_eenn,
 )
 from optuna_nachos.samplers import NachosSampler as NachosSampler
 from optuna_nachos.space import (

@@ -1,5 +1,6 @@
 """The layering of the package, read from its source: no subpackage imports another's private
-modules, the low layers never import Optuna, and the trial record stays low."""
+modules or, when it is imported, a layer below it; the low layers never import Optuna, and the
+trial record stays low."""
 
 from __future__ import annotations
 
@@ -20,6 +21,23 @@ LOW_HELPERS = ("_logging.py", "_validate.py", "_pareto.py", "_errors.py")
 
 RECORD_MAY_IMPORT = ("config",)
 """The only subpackages the trial record may import."""
+
+LAYERS = (
+    ("config",),
+    ("models",),
+    ("cost",),
+    ("data",),
+    ("train", "supernet", "deploy"),
+    ("space",),
+    ("record",),
+    ("objective", "samplers", "study", "results", "visualization", "dashboard", "report"),
+    ("benchmark",),
+    ("cli",),
+)
+"""The layers, top first (the design's list): a subpackage imports, when it is imported, only
+from its own layer and the ones above. Imports inside functions may reach lower (the latency
+calibration of ``cost`` times the deployed forms; ``deploy`` loads a trial's network by the
+record's attribute name), as long as importing the package stays acyclic."""
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -54,6 +72,18 @@ def _private_of_other(owner: str | None, module: str) -> bool:
     return parts[1] != owner and any(part.startswith("_") for part in parts[2:])
 
 
+def _module_level_imports(path: Path) -> list[tuple[int, str]]:
+    """The imports a file runs when it is imported (its top-level statements)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
 def test_the_scan_sees_the_package() -> None:
     owners = {owner for owner, _ in _modules()}
     assert {"config", "record", "samplers", "results", "visualization"} <= owners
@@ -71,6 +101,24 @@ def test_no_subpackage_imports_another_subpackages_private_module() -> None:
         if _private_of_other(owner, module)
     ]
     assert not offences, "import the owning package's public names instead:\n" + "\n".join(offences)
+
+
+def test_the_layers_name_every_subpackage() -> None:
+    assert {name for layer in LAYERS for name in layer} == SUBPACKAGES
+
+
+def test_no_subpackage_imports_a_lower_layer_when_imported() -> None:
+    rank = {name: index for index, layer in enumerate(LAYERS) for name in layer}
+    offences = []
+    for owner, path in _modules():
+        if owner is None:
+            continue
+        for line, module in _module_level_imports(path):
+            parts = module.split(".")
+            imported = parts[1] if parts[0] == "optuna_nachos" and len(parts) > 1 else None
+            if imported in rank and rank[imported] > rank[owner]:
+                offences.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert not offences, "a layer imports one below it:\n" + "\n".join(offences)
 
 
 @pytest.mark.parametrize("subpackage", NO_OPTUNA)

@@ -11,11 +11,11 @@ import optuna
 import torch
 
 from optuna_nachos.cost import exit_macs
+from optuna_nachos.deploy import DeployedEENN
 from optuna_nachos.record import (
     TIMINGS_ATTR,
     TRAIN_SECONDS_ATTR,
 )
-from optuna_nachos.results import DeployedEENN
 
 
 def _median_seconds(run: Any, repeats: int) -> float:

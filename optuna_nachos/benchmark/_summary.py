@@ -40,6 +40,7 @@ from optuna_nachos.benchmark._statistics import (
 from optuna_nachos.benchmark._suite import SUPERNET_PART, Experiment, Suite
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_macs
+from optuna_nachos.deploy import load_eenn
 from optuna_nachos.record import (
     ARTIFACT_ATTR,
     CONFIG_ATTR,
@@ -55,7 +56,7 @@ from optuna_nachos.record import (
     selection_values,
     study_settings,
 )
-from optuna_nachos.results import hypervolume, load_eenn
+from optuna_nachos.results import hypervolume
 
 _logger = get_logger(__name__)
 

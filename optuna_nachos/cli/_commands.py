@@ -690,14 +690,17 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
     except ImportError as error:
         raise CommandError(str(error).rstrip(".")) from None
     preprocessing = metadata.pop("preprocessing", None)
-    manifest = export_onnx(
-        args.out,
-        deployed.model,
-        deployed.thresholds,
-        in_channels=int(deployed.metadata["in_channels"]),
-        preprocessing=preprocessing if isinstance(preprocessing, dict) else None,
-        metadata={"trial": args.trial, **metadata},
-    )
+    try:
+        manifest = export_onnx(
+            args.out,
+            deployed.model,
+            deployed.thresholds,
+            in_channels=int(deployed.metadata["in_channels"]),
+            preprocessing=preprocessing if isinstance(preprocessing, dict) else None,
+            metadata={"trial": args.trial, **metadata},
+        )
+    except ValueError as error:  # a recorded preprocessing that does not fit the segments
+        raise CommandError(f"trial {args.trial}: {str(error).rstrip('.')}") from None
     print(json.dumps({"trial": args.trial, "out": str(args.out), "manifest": str(manifest)}))
     return 0
 
@@ -705,7 +708,7 @@ def _export_onnx(args: argparse.Namespace, deployed, metadata: dict) -> int:
 def run_export_command(args: argparse.Namespace) -> int:
     from optuna.artifacts.exceptions import ArtifactNotFound
 
-    from optuna_nachos.results import export_eenn, load_eenn
+    from optuna_nachos.deploy import export_eenn, load_eenn
 
     study = _load_study(args)
     trials = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]

@@ -133,7 +133,7 @@ def run_latency_profile_command(args: argparse.Namespace) -> int:
     )
     summary: dict[str, object] = {"blocks": len(table.blocks)}
     if args.calibration_networks:
-        from optuna_nachos.deploy import calibrate_latency
+        from optuna_nachos.cost import calibrate_latency
 
         table = calibrate_latency(
             table,

@@ -4,10 +4,17 @@ MACs are the multiply-accumulates of convolutions and linear layers at inference
 (BatchNorm, activations, pooling, biases, the squeeze-excitation multiply and residual adds are
 not counted). ``cost_j`` is what one sample leaving at exit ``j`` pays. Latency lookup tables
 (:func:`profile_latency`, :func:`exit_latency`) give the same per-exit costs in milliseconds
-measured on a device.
+measured on a device; :func:`calibrate_latency` fits a table to whole networks timed as
+deployed.
 """
 
 from optuna_nachos.cost._analytic import exit_pools_analytic
+from optuna_nachos.cost._calibrate import (
+    calibrate_latency,
+    fit_term_latencies,
+    measure_exit_latency,
+    random_table_configs,
+)
 from optuna_nachos.cost._common import CONVENTIONS, METHODS, check_convention, compose_exits
 from optuna_nachos.cost._exits import exit_macs, exit_params, total_params
 from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params, module_macs
@@ -47,6 +54,7 @@ __all__ = [
     "LatencyTable",
     "average_macs",
     "block_path",
+    "calibrate_latency",
     "check_convention",
     "compose_exits",
     "cost_profile",
@@ -57,12 +65,15 @@ __all__ = [
     "exit_macs",
     "exit_params",
     "exit_pools_analytic",
+    "fit_term_latencies",
     "make_session",
+    "measure_exit_latency",
     "min_average_macs",
     "module_macs",
     "onnx_bytes",
     "peak_macs",
     "profile_latency",
+    "random_table_configs",
     "require_onnxruntime",
     "round_robin_times",
     "space_blocks",

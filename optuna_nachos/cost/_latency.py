@@ -166,7 +166,7 @@ class LatencyTable:
         fixed: ``fixed[backend][batch_size]``: the fixed cost of one inference call in ms
             (allocating the outputs, gathering the predictions), paid once per batch.
         calibration: Empty for a table of blocks timed alone; for a table fitted to whole
-            networks (:func:`~optuna_nachos.deploy.calibrate_latency`), the settings, the fit's
+            networks (:func:`~optuna_nachos.cost.calibrate_latency`), the settings, the fit's
             errors and the latencies measured alone.
     """
 

@@ -13,6 +13,7 @@ import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, ExitsConfig
+from optuna_nachos.deploy import Preprocessing, export_eenn
 from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.record import (
     ACCURACY_ATTR,
@@ -35,7 +36,6 @@ from optuna_nachos.record import (
     TRAIN_SECONDS_ATTR,
     TRIAL_SECONDS_ATTR,
 )
-from optuna_nachos.results import Preprocessing, export_eenn
 from optuna_nachos.space import BackboneExitSpace
 from optuna_nachos.train import (
     TrainConfig,

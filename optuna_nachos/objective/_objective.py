@@ -19,6 +19,7 @@ from optuna_nachos._logging import get_logger
 from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.cost import LatencyTable, exit_latency
 from optuna_nachos.data import DatasetSplits, load_dataset, stratified_subset
+from optuna_nachos.deploy import BUNDLE_FILE, Preprocessing, save_eenn
 from optuna_nachos.objective._errors import BudgetBelowSpaceError
 from optuna_nachos.record import (
     ACCURACY_PER_EXIT_ATTR,
@@ -58,7 +59,6 @@ from optuna_nachos.record import (
     record_evaluation,
     selection_feasible,
 )
-from optuna_nachos.results import BUNDLE_FILE, Preprocessing, save_eenn
 from optuna_nachos.space import MobileNetV3Space
 from optuna_nachos.supernet import Supernet, SupernetError, load_supernet
 from optuna_nachos.train import (

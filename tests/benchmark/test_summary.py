@@ -17,8 +17,7 @@ from optuna_nachos.benchmark._summary import (
     _run_summary,
     _train_images,
 )
-from optuna_nachos.record import CONFIG_ATTR, EXIT_RATIOS_ATTR
-from optuna_nachos.results._export import ARTIFACT_ATTR
+from optuna_nachos.record import ARTIFACT_ATTR, CONFIG_ATTR, EXIT_RATIOS_ATTR
 
 SUITE = """
 description = "tiny"

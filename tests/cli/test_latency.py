@@ -143,6 +143,6 @@ def test_latency_search_and_onnx_export(tmp_path, lut, capsys, monkeypatch):
     digits = load_dataset("digits", resolution=32, seed=0)
     images = torch.stack([digits.test[i][0] for i in range(64)])
     expected = eenn.predict(images, preprocess=False)  # the images are normalized already
-    got = runtime.predict(images.numpy())
+    got = runtime.predict(images.numpy(), preprocess=False)
     assert got.exit_indices.tolist() == expected.exit_indices.tolist()
     assert np.array_equal(got.predictions, expected.predictions.numpy())

@@ -85,9 +85,9 @@ def _study_with_one_trained_trial(tmp_path, constraints: dict[str, float]) -> st
 
     from optuna_nachos.cli._commands import ARTIFACTS_ATTR
     from optuna_nachos.config import EENNConfig
+    from optuna_nachos.deploy import save_eenn
     from optuna_nachos.models import build_eenn
     from optuna_nachos.record import ARTIFACT_ATTR
-    from optuna_nachos.results import save_eenn
 
     storage = f"sqlite:///{tmp_path / 'nachos.db'}"
     folder = tmp_path / "nachos_artifacts"
@@ -144,7 +144,7 @@ def test_loading_an_infeasible_trial_logs_a_warning(tmp_path, nachos_log):
 
     import optuna
 
-    from optuna_nachos.results import load_eenn
+    from optuna_nachos.deploy import load_eenn
 
     storage = _study_with_one_trained_trial(tmp_path, {"max_avg_macs": 3.0e5, "min_accuracy": 0})
     trial = optuna.load_study(study_name="nachos", storage=storage).trials[0]

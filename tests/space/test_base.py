@@ -10,6 +10,7 @@ import optuna
 import pytest
 import torch
 
+from optuna_nachos import record
 from optuna_nachos.cost import cost_profile, exit_macs
 from optuna_nachos.models import build_eenn
 from optuna_nachos.record import MAX_AVG_MACS, MAX_PARAMS, MAX_PEAK_MACS, MIN_EXITS
@@ -146,6 +147,13 @@ def _cheapest_candidates(space: MobileNetV3Space) -> list[Any]:
             )
         )
     return out
+
+
+def test_the_static_constraint_names_are_the_records() -> None:
+    from optuna_nachos.space import _base
+
+    for name in ("MIN_EXITS", "MAX_AVG_MACS", "MAX_PEAK_MACS", "MAX_PARAMS"):
+        assert getattr(_base, name) == getattr(record, name)
 
 
 def test_static_constraints_follow_the_profile() -> None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from optuna_nachos.cost import ONNX_OPSET, onnx_bytes
+from optuna_nachos.deploy._preprocess import Preprocessing, as_preprocessing
 from optuna_nachos.models import EarlyExitNetwork
 
 MANIFEST_FILE = "manifest.json"
@@ -45,31 +46,13 @@ class _FinalSegment(nn.Module):
         return self.head(self.segments(x))
 
 
-def _check_preprocessing(preprocessing: Mapping[str, Any] | None, in_channels: int) -> dict:
-    if preprocessing is None:
-        return {}
-    out = dict(preprocessing)
-    for name in ("mean", "std"):
-        if name in out:
-            values = [float(v) for v in out[name]]
-            if len(values) != in_channels:
-                raise ValueError(
-                    f"preprocessing {name} needs {in_channels} values (one per channel), "
-                    f"got {values}."
-                )
-            out[name] = values
-    if any(v <= 0 for v in out.get("std", [1.0])):
-        raise ValueError(f"preprocessing std must be positive, got {out['std']}.")
-    return out
-
-
 def export_onnx(
     out_dir: str | os.PathLike,
     model: EarlyExitNetwork,
     thresholds: Sequence[float],
     *,
     in_channels: int,
-    preprocessing: Mapping[str, Any] | None = None,
+    preprocessing: Preprocessing | Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Export a trained early-exit network as ONNX segments and a JSON manifest.
@@ -85,9 +68,12 @@ def export_onnx(
         model: A network built from an :class:`~optuna_nachos.EENNConfig`.
         thresholds: One threshold per early exit (1 or more disables an exit).
         in_channels: Channels of the input images.
-        preprocessing: How raw images become the network's input, recorded in the manifest:
-            ``mean`` and ``std`` (per channel, pixel values scaled to [0, 1]), ``resize`` and
-            any other plain-JSON values. ``None`` records nothing.
+        preprocessing: How raw images become the network's input, recorded in the manifest
+            for :meth:`~optuna_nachos.deploy.OnnxEENN.predict`: a
+            :class:`~optuna_nachos.deploy.Preprocessing` or its dictionary (``mean`` and
+            ``std`` per channel of the pixel values scaled to [0, 1]; ``resolution`` and
+            ``channels`` default to the network's). ``None`` records nothing: the runtime
+            then takes normalized batches.
         metadata: Extra plain-JSON values for the manifest (costs, metrics, trial number).
 
     Returns:
@@ -95,7 +81,7 @@ def export_onnx(
 
     Raises:
         ValueError: If the network has no configuration, or the thresholds or preprocessing
-            do not fit it.
+            do not fit it (channels, resolution, one mean and std per channel).
     """
     if not isinstance(model, EarlyExitNetwork):
         raise TypeError(f"model must be an EarlyExitNetwork, got {type(model).__name__}.")
@@ -107,12 +93,19 @@ def export_onnx(
             f"expected {model.num_exits - 1} thresholds (one per early exit), got "
             f"{len(thresholds)}."
         )
-    preprocessing = _check_preprocessing(preprocessing, in_channels)
+    resolution = model.config.resolution
+    recorded = None
+    if preprocessing is not None:
+        recorded = as_preprocessing(preprocessing, channels=in_channels, resolution=resolution)
+        if recorded.resolution != resolution:
+            raise ValueError(
+                f"the preprocessing resizes to {recorded.resolution}x{recorded.resolution} but "
+                f"the ONNX segments read {resolution}x{resolution} inputs."
+            )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    resolution = model.config.resolution
     x = torch.zeros(1, in_channels, resolution, resolution)
     entries: list[dict[str, Any]] = []
     start = 0
@@ -162,7 +155,7 @@ def export_onnx(
         "thresholds": thresholds,
         "exit_rule": "leave at the first early exit k with 1 - prod_{i<=k}(1 - confidence_i) "
         ">= thresholds[k] (a threshold of 1 or more disables the exit), else at the final exit",
-        "preprocessing": preprocessing,
+        "preprocessing": None if recorded is None else recorded.to_dict(),
         "segments": entries,
         "onnx_opset": ONNX_OPSET,
         "torch": torch.__version__,

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from optuna_nachos.config import EENNConfig
+from optuna_nachos.deploy import export_eenn, load_eenn
 from optuna_nachos.models import build_eenn
-from optuna_nachos.results import export_eenn, load_eenn
 
 
 def _network(exits=(1, 3), kernel=3):

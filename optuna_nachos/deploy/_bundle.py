@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 
 from optuna_nachos._logging import get_logger
 from optuna_nachos.config import EENNConfig
+from optuna_nachos.deploy._preprocess import Preprocessing, as_preprocessing
+from optuna_nachos.deploy._programs import PROGRAMS_DIR, load_programs, save_programs
 from optuna_nachos.models import EarlyExitNetwork, EarlyExitPrediction, build_eenn
-from optuna_nachos.record import ARTIFACT_ATTR
-from optuna_nachos.results._preprocess import Preprocessing
-from optuna_nachos.results._programs import PROGRAMS_DIR, load_programs, save_programs
 
 logger = get_logger(__name__)
 
@@ -61,11 +59,16 @@ class DeployedEENN:
         return None if macs is None else tuple(int(m) for m in macs)
 
     def preprocess(self, images: Any) -> torch.Tensor:
-        """Raw images (uint8 or [0, 1] float tensors, PIL images, or lists of them) as the
-        normalized batch the network reads, through the stored preprocessing.
+        """Raw images as the normalized batch the network reads, through the stored
+        preprocessing, on the network's device.
+
+        Args:
+            images: uint8 (0..255) or float (0..1) tensors or numpy arrays, PIL images, or
+                lists of them, in the layouts :class:`Preprocessing` documents.
 
         Raises:
-            ValueError: If the export records no preprocessing.
+            ValueError: If the export records no preprocessing, or on float images outside
+                [0, 1] (a batch that is normalized already).
         """
         if self.preprocessing is None:
             raise ValueError(
@@ -78,12 +81,22 @@ class DeployedEENN:
     def predict(self, x: Any, *, preprocess: bool | None = None) -> EarlyExitPrediction:
         """Early-exit inference with the calibrated thresholds.
 
+        It takes the input :meth:`~optuna_nachos.deploy.OnnxEENN.predict` takes: raw images
+        through the recorded preprocessing by default, a normalized batch with
+        ``preprocess=False``.
+
         Args:
             x: Raw images (see :meth:`preprocess`) when the export records its
                 preprocessing; otherwise (or with ``preprocess=False``) a normalized batch
                 ``(N, C, H, W)``.
             preprocess: Whether to run ``x`` through the stored preprocessing; by default,
-                when one is stored.
+                when one is stored (an export without one takes normalized batches).
+
+        Raises:
+            ValueError: On float images outside [0, 1] while preprocessing (pass a
+                normalized batch with ``preprocess=False``), on ``preprocess=True`` without a
+                recorded preprocessing, or on images of a rank or channel count the
+                preprocessing cannot convert.
         """
         if preprocess is None:
             preprocess = self.preprocessing is not None
@@ -150,20 +163,22 @@ def _with_costs(info: dict[str, Any], model: EarlyExitNetwork) -> dict[str, Any]
 
 
 def _preprocessing_dict(
-    preprocessing: Preprocessing | Mapping[str, Any] | None, info: Mapping[str, Any]
+    preprocessing: Preprocessing | Mapping[str, Any] | None,
+    info: Mapping[str, Any],
+    model: EarlyExitNetwork,
 ) -> dict[str, Any] | None:
     if preprocessing is None:
         preprocessing = info.get("preprocessing")
     if preprocessing is None:
         return None
-    if not isinstance(preprocessing, Preprocessing):
-        preprocessing = Preprocessing.from_dict(preprocessing)
-    if preprocessing.channels != int(info["in_channels"]):
-        raise ValueError(
-            f"the preprocessing gives {preprocessing.channels} channels but the network reads "
-            f"{info['in_channels']}."
-        )
-    return preprocessing.to_dict()
+    shape = info.get("input_shape")
+    if shape is not None:
+        resolution = int(shape[-1]) if int(shape[-1]) == int(shape[-2]) else None
+    else:
+        resolution = None if model.config is None else model.config.resolution
+    return as_preprocessing(
+        preprocessing, channels=int(info["in_channels"]), resolution=resolution
+    ).to_dict()
 
 
 def save_eenn(
@@ -249,7 +264,7 @@ def export_eenn(
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds an exported network ({', '.join(existing)})")
     info = _metadata(model, thresholds, in_channels, metadata)
-    info["preprocessing"] = _preprocessing_dict(preprocessing, info)
+    info["preprocessing"] = _preprocessing_dict(preprocessing, info, model)
     info = _with_costs(info, model)
     created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -398,8 +413,35 @@ def _load_path(path: Path, map_location: str | torch.device) -> DeployedEENN:
     return _from_parts(bundle, bundle["state_dict"], source=str(path), map_location=map_location)
 
 
+def _download_trial_bundle(trial: Any, artifact_store: Any, target: Path) -> None:
+    """Copy the bundle a trial of the packaged objective uploaded to ``target``."""
+    # The trial record names the attribute; it sits low in the layering and imports only
+    # Optuna and the configuration, which a caller holding a trial has loaded already.
+    from optuna_nachos.record import ARTIFACT_ATTR
+
+    artifact_id = trial.user_attrs.get(ARTIFACT_ATTR)
+    if artifact_id is None:
+        raise ValueError(
+            f"trial {trial.number} has no saved network (it was skipped, failed, or the "
+            "search ran without an artifact store)."
+        )
+    if artifact_store is None:
+        raise ValueError("loading from a trial needs the artifact_store the search used.")
+    violated = sorted(name for name, value in trial.constraints.items() if value > 0)
+    if violated:
+        logger.warning(
+            "trial %d is infeasible (violates %s): its network misses the search's "
+            "constraints; loaded anyway.",
+            trial.number,
+            ", ".join(violated),
+        )
+    # What optuna.artifacts.download_artifact does, through the store's own protocol.
+    with artifact_store.open_reader(artifact_id) as reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer)
+
+
 def load_eenn(
-    source: str | os.PathLike | optuna.trial.FrozenTrial,
+    source: str | os.PathLike | Any,
     *,
     artifact_store: Any = None,
     map_location: str | torch.device = "cpu",
@@ -407,36 +449,28 @@ def load_eenn(
     """Load a trained network with its thresholds.
 
     Args:
-        source: An exported folder, a saved ``eenn.pt`` file, or a finished trial of the
-            packaged objective (then ``artifact_store`` is the store the search used).
+        source: An exported folder, a saved ``eenn.pt`` file, or a finished trial
+            (``optuna.trial.FrozenTrial``) of the packaged objective (then
+            ``artifact_store`` is the store the search used).
         artifact_store: The Optuna artifact store holding the trial's artifact.
         map_location: Device to put the model on.
 
     Returns:
         The network in eval mode with its thresholds and metadata. Loading an infeasible
         trial (one that violates a constraint of the search) succeeds and logs a warning.
+
+    Raises:
+        FileNotFoundError: If no exported network is at the path.
+        ValueError: If the files are not an optuna-nachos network, or the trial has none.
     """
-    if isinstance(source, optuna.trial.FrozenTrial):
-        artifact_id = source.user_attrs.get(ARTIFACT_ATTR)
-        if artifact_id is None:
-            raise ValueError(
-                f"trial {source.number} has no saved network (it was skipped, failed, or the "
-                "search ran without an artifact store)."
-            )
-        if artifact_store is None:
-            raise ValueError("loading from a trial needs the artifact_store the search used.")
-        violated = sorted(name for name, value in source.constraints.items() if value > 0)
-        if violated:
-            logger.warning(
-                "trial %d is infeasible (violates %s): its network misses the search's "
-                "constraints; loaded anyway.",
-                source.number,
-                ", ".join(violated),
-            )
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(tmp) / BUNDLE_FILE
-            optuna.artifacts.download_artifact(
-                artifact_store=artifact_store, file_path=str(target), artifact_id=artifact_id
-            )
-            return _load_path(target, map_location)
-    return _load_path(Path(source), map_location)
+    if isinstance(source, (str, os.PathLike)):
+        return _load_path(Path(source), map_location)
+    if not hasattr(source, "user_attrs"):
+        raise TypeError(
+            "source must be a path (an exported folder or an eenn.pt file) or a finished "
+            f"Optuna trial, got {type(source).__name__}."
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / BUNDLE_FILE
+        _download_trial_bundle(source, artifact_store, target)
+        return _load_path(target, map_location)

@@ -13,14 +13,12 @@ from optuna_nachos.cost import (
     CALL_TERM,
     FIXED_TERM,
     LatencyTable,
+    calibrate_latency,
     exit_block_counts,
     exit_latency,
-    profile_latency,
-)
-from optuna_nachos.deploy import (
-    calibrate_latency,
     fit_term_latencies,
     measure_exit_latency,
+    profile_latency,
     random_table_configs,
 )
 

@@ -19,18 +19,23 @@ folders are)."""
 
 _LUMA = (0.299, 0.587, 0.114)
 
+_RAW_TOLERANCE = 1e-3
+"""How far float pixels may lie outside [0, 1] (rounding) and still count as raw."""
+
 
 @dataclass(frozen=True)
 class Preprocessing:
     """What a raw image goes through before the network sees it.
 
-    Raw images are uint8 (0..255) or float (0..1) tensors, ``(H, W)``, ``(C, H, W)``,
-    ``(N, C, H, W)``, or PIL images (or a list of either). They are converted to
-    ``channels`` channels (grey repeated to RGB, RGB to grey by luminance, alpha dropped),
-    resized to ``resolution`` (antialiased bilinear, ``resize`` mode), scaled to ``[0, 1]``
-    and normalized per channel: ``(x - mean) / std``. uint8 images follow exactly the data
-    layer's path (resize in uint8, then normalize in float32), so an exported network given
-    a dataset's raw images reproduces its accuracy on that dataset.
+    Raw images are uint8 (0..255) or float (0..1) tensors or numpy arrays, ``(H, W)``,
+    ``(C, H, W)`` or ``(N, C, H, W)`` (channels last accepted), or PIL images (or a list of
+    any of these). They are converted to ``channels`` channels (grey repeated to RGB, RGB to
+    grey by luminance, alpha dropped), resized to ``resolution`` (antialiased bilinear,
+    ``resize`` mode), scaled to ``[0, 1]`` and normalized per channel: ``(x - mean) / std``.
+    uint8 images follow exactly the data layer's path (resize in uint8, then normalize in
+    float32), so an exported network given a dataset's raw images reproduces its accuracy on
+    that dataset. Float images outside [0, 1] are refused: they are not raw pixels but, most
+    likely, a batch that is normalized already.
 
     Attributes:
         mean: Per-channel mean of the pixel values in [0, 1].
@@ -190,11 +195,17 @@ class Preprocessing:
         """Preprocess raw images into a normalized float batch ``(N, channels, res, res)``.
 
         Args:
-            images: A uint8 or float tensor (``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)``,
-                channels last accepted), a numpy array, a PIL image, or a list of these.
+            images: A uint8 (0..255) or float (0..1) tensor or numpy array (``(H, W)``,
+                ``(C, H, W)`` or ``(N, C, H, W)``, channels last accepted), a PIL image, or a
+                list of these.
 
         Returns:
-            The batch the network expects.
+            The batch the network expects, on the CPU.
+
+        Raises:
+            ValueError: On float images outside [0, 1] (a normalized batch), a rank other
+                than 2 to 4, or channels that cannot be converted.
+            TypeError: On another type or dtype.
         """
         if isinstance(images, (list, tuple)):
             if not images:
@@ -208,4 +219,59 @@ class Preprocessing:
             return self._normalize(self._resize_uint8(batch.contiguous()), uint8=True)
         if not batch.is_floating_point():
             raise TypeError(f"images must be uint8 (0..255) or float (0..1), got {batch.dtype}.")
+        _check_raw_range(batch)
         return self._normalize(self._resize_float(batch.to(torch.float32)), uint8=False)
+
+
+def _check_raw_range(batch: torch.Tensor) -> None:
+    """Refuse float images that cannot be raw pixels: values outside [0, 1]."""
+    if batch.numel() == 0:
+        return
+    low, high = float(batch.min()), float(batch.max())
+    if low < -_RAW_TOLERANCE or high > 1.0 + _RAW_TOLERANCE:
+        raise ValueError(
+            f"raw images are uint8 (0..255) or floats in [0, 1], got floats from {low:.4g} to "
+            f"{high:.4g}: this looks like a batch that is normalized already. Pass it with "
+            "predict(x, preprocess=False), or pass the raw images."
+        )
+
+
+def as_preprocessing(
+    value: Preprocessing | Mapping[str, Any], *, channels: int, resolution: int | None
+) -> Preprocessing:
+    """The preprocessing an export records, checked against the channels of the network it
+    feeds.
+
+    Args:
+        value: A :class:`Preprocessing` or its dictionary; a dictionary may leave out
+            ``channels`` and ``resolution``, which then come from the network.
+        channels: Channels the network reads.
+        resolution: Side of the network's square input, when it is known.
+
+    Raises:
+        ValueError: On missing or unknown keys, invalid values, or channels other than the
+            network's.
+    """
+    if not isinstance(value, Preprocessing):
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"preprocessing must be a Preprocessing or its dictionary, got "
+                f"{type(value).__name__}."
+            )
+        needed = ("mean", "std") if resolution is not None else ("mean", "std", "resolution")
+        missing = [name for name in needed if name not in value]
+        if missing:
+            raise ValueError(
+                f"the preprocessing needs {', '.join(needed)}, missing {missing}; "
+                "Preprocessing.from_dataset(splits) gives those of loaded splits."
+            )
+        data = dict(value)
+        data.setdefault("channels", channels)
+        if resolution is not None:
+            data.setdefault("resolution", resolution)
+        value = Preprocessing.from_dict(data)
+    if value.channels != channels:
+        raise ValueError(
+            f"the preprocessing gives {value.channels} channels but the network reads {channels}."
+        )
+    return value

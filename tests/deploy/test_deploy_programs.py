@@ -12,7 +12,7 @@ from torch import nn
 
 import optuna_nachos as nachos
 from optuna_nachos.data import load_dataset
-from optuna_nachos.results import Preprocessing
+from optuna_nachos.deploy import Preprocessing
 
 
 def _resnet_network(in_channels: int = 1, size: int = 16) -> nachos.EarlyExitNetwork:
@@ -84,6 +84,8 @@ def test_any_network_exports_and_reloads_without_its_code(tmp_path):
     assert torch.equal(got.exit_indices, expected.exit_indices)
     same = deployed.predict(pre(raw), preprocess=False)
     assert torch.equal(same.predictions, expected.predictions)
+    with pytest.raises(ValueError, match="preprocess=False"):  # normalized, passed as raw
+        deployed.predict(pre(raw))
     # the state dict is kept under the network's own names, for users who rebuild it
     state = torch.load(out / "weights.pt", weights_only=True)
     assert state.keys() == network.state_dict().keys()

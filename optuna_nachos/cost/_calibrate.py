@@ -20,19 +20,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import lsq_linear
 
 from optuna_nachos.config import EENNConfig
-from optuna_nachos.cost import (
+from optuna_nachos.cost._latency import (
     CALL_TERM,
     FIXED_TERM,
     LatencyTable,
     exit_block_counts,
-    require_onnxruntime,
     round_robin_times,
 )
-from optuna_nachos.deploy._export import export_onnx
-from optuna_nachos.deploy._runtime import OnnxEENN
+from optuna_nachos.cost._onnx import require_onnxruntime
 from optuna_nachos.models import build_eenn
 
 _PRIOR_FLOOR_MS = 1e-3
@@ -106,9 +103,9 @@ def measure_exit_latency(
 
     Each network is built with random weights in eval mode; ``"torch"`` runs
     :meth:`~optuna_nachos.models.EarlyExitNetwork.predict` and ``"onnxruntime"`` the exported
-    segment chain (:class:`OnnxEENN`), with thresholds that send the whole batch to the exit
-    being timed. A round calls every (network, exit, back end) once, so a slow spell of a shared
-    machine falls on all of them alike.
+    segment chain (:class:`~optuna_nachos.deploy.OnnxEENN`), with thresholds that send the
+    whole batch to the exit being timed. A round calls every (network, exit, back end) once, so
+    a slow spell of a shared machine falls on all of them alike.
 
     Args:
         configs: The networks.
@@ -127,6 +124,9 @@ def measure_exit_latency(
     """
     if "onnxruntime" in backends:
         require_onnxruntime()
+        # The deployed form sits in a layer above the cost model, which it builds on: imported
+        # here, where the ONNX chain is timed, not with the cost package.
+        from optuna_nachos.deploy import OnnxEENN, export_onnx
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     runs: list[Callable[[], Any]] = []
@@ -196,6 +196,8 @@ def fit_term_latencies(
         )
     if not regularization > 0:
         raise ValueError(f"regularization must be positive, got {regularization!r}.")
+    from scipy.optimize import lsq_linear  # not with the cost package: only the fit needs it
+
     measured = np.asarray(measured_ms, dtype=float)
     if not np.all(measured > 0):
         raise ValueError("every measured latency must be positive.")

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from optuna_nachos.cost import make_session, require_onnxruntime
-from optuna_nachos.deploy._export import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
+from optuna_nachos.deploy._onnx_export import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
+from optuna_nachos.deploy._preprocess import RESIZE_MODES, Preprocessing
 
 
 class OnnxPrediction(NamedTuple):
@@ -29,14 +30,41 @@ class OnnxPrediction(NamedTuple):
     logits: np.ndarray
 
 
+def _manifest_preprocessing(manifest: dict[str, Any], source: Path) -> Preprocessing | None:
+    """The preprocessing a manifest records, or ``None`` when it records no mean and std."""
+    recorded = manifest.get("preprocessing") or {}
+    if "mean" not in recorded or "std" not in recorded:
+        return None
+    channels, resolution, _ = (int(v) for v in manifest["input_shape"])
+    resize = recorded.get("resize", "stretch")
+    try:
+        # The segments read the manifest's input shape, whatever else was recorded. Exports
+        # made before export_onnx checked the preprocessing may hold free-form values (a
+        # "resize" that is no mode): such a resize reads as the default, "stretch".
+        return Preprocessing(
+            mean=tuple(recorded["mean"]),
+            std=tuple(recorded["std"]),
+            resolution=resolution,
+            channels=channels,
+            resize=resize if resize in RESIZE_MODES else "stretch",
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source} records an invalid preprocessing: {error}") from None
+
+
 class OnnxEENN:
     """An exported early-exit network run by onnxruntime, segment by segment.
 
-    Only numpy and onnxruntime are needed at inference (no torch). Each sample runs the
-    segments in order and leaves at the first early exit ``k`` whose cumulative confidence
-    ``1 - prod_{i<=k}(1 - b_i)`` reaches ``thresholds[k]``; samples that have left are dropped
-    from the batch, so deeper segments run on the remaining ones only. The decisions equal
+    The segments run on onnxruntime with numpy arrays. Each sample runs them in order and
+    leaves at the first early exit ``k`` whose cumulative confidence ``1 - prod_{i<=k}(1 -
+    b_i)`` reaches ``thresholds[k]``; samples that have left are dropped from the batch, so
+    deeper segments run on the remaining ones only. The decisions equal
     :meth:`~optuna_nachos.models.EarlyExitNetwork.predict` on the same inputs.
+
+    :meth:`predict` takes the input :meth:`~optuna_nachos.deploy.DeployedEENN.predict` takes:
+    raw images through the preprocessing the manifest records (the same
+    :class:`~optuna_nachos.deploy.Preprocessing`, so both forms see the same batch), or a
+    normalized batch with ``preprocess=False``.
 
     Args:
         path: The folder written by :func:`~optuna_nachos.deploy.export_onnx` or its
@@ -79,6 +107,8 @@ class OnnxEENN:
                 raise FileNotFoundError(f"segment {file} of {manifest_path} is missing.")
             self._sessions.append(make_session(str(file), threads=threads, providers=providers))
         self.thresholds: tuple[float, ...] = tuple(float(t) for t in manifest["thresholds"])
+        self.preprocessing: Preprocessing | None = _manifest_preprocessing(manifest, manifest_path)
+        """What raw images go through before the network, when the manifest records it."""
 
     @property
     def num_exits(self) -> int:
@@ -90,42 +120,38 @@ class OnnxEENN:
         """``(channels, height, width)`` of one input."""
         return tuple(int(v) for v in self.manifest["input_shape"])  # type: ignore[return-value]
 
-    @property
-    def preprocessing(self) -> dict[str, Any]:
-        """The preprocessing recorded in the manifest (empty when none was)."""
-        return dict(self.manifest.get("preprocessing") or {})
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Raw images as the normalized batch the network reads, through the recorded
+        preprocessing.
 
-    def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Turn ``uint8`` images ``(N, C, H, W)`` (or ``(N, H, W, C)``) into network inputs.
+        Args:
+            images: uint8 (0..255) or float (0..1) arrays or tensors, ``(N, C, H, W)`` or
+                channels last, of any size, PIL images, or lists of them (the layouts
+                :class:`~optuna_nachos.deploy.Preprocessing` documents).
 
-        Pixels are scaled to [0, 1] and normalized with the manifest's ``mean`` and ``std``.
-        The images must already have the network's resolution.
+        Returns:
+            A float32 array ``(N, C, H, W)`` at the network's resolution.
 
         Raises:
-            ValueError: If the manifest records no mean and std, or the shape is wrong.
+            ValueError: If the manifest records no preprocessing, or on float images outside
+                [0, 1] (a batch that is normalized already).
         """
-        prep = self.preprocessing
-        if "mean" not in prep or "std" not in prep:
+        if self.preprocessing is None:
             raise ValueError(
-                "the manifest records no preprocessing mean and std; export with "
-                "preprocessing={'mean': ..., 'std': ...} or normalize the inputs yourself."
+                "the manifest records no preprocessing: feed normalized arrays to predict(x, "
+                "preprocess=False), or export again with export_onnx(..., preprocessing=...)."
             )
-        images = np.asarray(images)
-        channels, height, width = self.input_shape
-        if images.ndim == 4 and images.shape[1:] == (height, width, channels) != (
-            channels,
-            height,
-            width,
-        ):
-            images = images.transpose(0, 3, 1, 2)
-        if images.ndim != 4 or images.shape[1:] != (channels, height, width):
-            raise ValueError(
-                f"expected images of shape (N, {channels}, {height}, {width}) or "
-                f"(N, {height}, {width}, {channels}), got {images.shape}; resize them first."
-            )
-        mean = np.asarray(prep["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(prep["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-        return ((images.astype(np.float32) / np.float32(255.0) - mean) / std).astype(np.float32)
+        return self.preprocessing(images).numpy()
+
+    def _inputs(self, x: Any, preprocess: bool | None) -> np.ndarray:
+        if preprocess is None:
+            preprocess = self.preprocessing is not None
+        if preprocess:
+            x = self.preprocess(x)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"expected inputs of shape (N, *{self.input_shape}), got {x.shape}.")
+        return x
 
     def _thresholds(self, thresholds: Sequence[float] | None) -> list[float]:
         eps = list(self.thresholds if thresholds is None else (float(t) for t in thresholds))
@@ -135,23 +161,33 @@ class OnnxEENN:
             )
         return eps
 
-    def predict(self, x: np.ndarray, thresholds: Sequence[float] | None = None) -> OnnxPrediction:
-        """Early-exit inference on a batch of network inputs.
+    def predict(
+        self,
+        x: Any,
+        thresholds: Sequence[float] | None = None,
+        *,
+        preprocess: bool | None = None,
+    ) -> OnnxPrediction:
+        """Early-exit inference on a batch.
 
         Args:
-            x: Float inputs of shape ``(N, C, H, W)`` (already preprocessed).
+            x: Raw images (see :meth:`preprocess`) when the manifest records the
+                preprocessing; otherwise (or with ``preprocess=False``) a normalized float
+                batch ``(N, C, H, W)`` at the network's resolution.
             thresholds: One threshold per early exit; the manifest's by default.
+            preprocess: Whether to run ``x`` through the recorded preprocessing; by default,
+                when one is recorded (an export without one takes normalized batches).
 
         Returns:
             Predictions, exit indices and the logits of the exit each sample left at.
 
         Raises:
-            ValueError: On a wrong input shape or threshold count.
+            ValueError: On float images outside [0, 1] while preprocessing (pass a
+                normalized batch with ``preprocess=False``), on ``preprocess=True`` without a
+                recorded preprocessing, on a wrong input shape, or on a wrong threshold count.
         """
         eps = self._thresholds(thresholds)
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"expected inputs of shape (N, *{self.input_shape}), got {x.shape}.")
+        x = self._inputs(x, preprocess)
         n = x.shape[0]
         classes = int(self.manifest["num_classes"])
         logits_out = np.zeros((n, classes), dtype=np.float32)
@@ -179,12 +215,13 @@ class OnnxEENN:
                 logits_out[remaining] = logits
         return OnnxPrediction(logits_out.argmax(axis=1), exit_indices, logits_out)
 
-    def run_to_exit(self, x: np.ndarray, exit_index: int) -> np.ndarray:
+    def run_to_exit(self, x: Any, exit_index: int, *, preprocess: bool | None = None) -> np.ndarray:
         """Run the chain up to exit ``exit_index`` for the whole batch, without the exit rule
-        (what a batch leaving there costs); returns that exit's logits."""
+        (what a batch leaving there costs); returns that exit's logits. ``x`` and
+        ``preprocess`` are as in :meth:`predict`."""
         if not 0 <= exit_index < self.num_exits:
             raise ValueError(f"exit_index must lie in 0..{self.num_exits - 1}, got {exit_index}.")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = self._inputs(x, preprocess)
         for session in self._sessions[:exit_index]:
             x = session.run(None, {"input": x})[0]
         outputs = self._sessions[exit_index].run(None, {"input": x})
