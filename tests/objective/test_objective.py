@@ -12,28 +12,9 @@ from optuna_nachos.objective import _objective
 from optuna_nachos.record import CONSTRAINT_NAMES
 from optuna_nachos.train import TrainingDivergedError
 
-from .conftest import BUDGET, RESOLUTION
+from .conftest import BUDGET, RESOLUTION, objective_for
 
 FLOOR = 0.2
-
-
-@pytest.fixture
-def space():
-    return nachos.MobileNetV3Space(resolutions=(RESOLUTION,), depths=(2,), expand_ratios=(3, 4))
-
-
-def _objective_for(digits, space, **kwargs):
-    settings = {
-        "dataset": digits,
-        "space": space,
-        "max_avg_macs": BUDGET,
-        "min_accuracy": FLOOR,
-        "train_config": nachos.TrainConfig(
-            backbone_epochs=2, warmup_epochs=1, exit_epochs=1, progress=False, batch_size=64
-        ),
-    }
-    settings.update(kwargs)
-    return nachos.NachosObjective(**settings)
 
 
 def _expensive_first_exit(space):
@@ -54,7 +35,7 @@ def test_search_end_to_end_on_sqlite(tmp_path, digits, space, sampler_name):
     store_dir.mkdir()
     store = optuna.artifacts.FileSystemArtifactStore(str(store_dir))
     # Every trained trial on test, to check the figures of each.
-    objective = _objective_for(digits, space, artifact_store=store, test_evaluation="every")
+    objective = objective_for(digits, space, artifact_store=store, test_evaluation="every")
     study = nachos.create_study(
         storage=f"sqlite:///{tmp_path / 'e2e.db'}",
         study_name="e2e",
@@ -125,7 +106,7 @@ def test_static_guard_skips_training(monkeypatch, digits, space):
         raise AssertionError("the static guard must skip training")
 
     monkeypatch.setattr(_objective, "fit", must_not_train)
-    objective = _objective_for(digits, space)
+    objective = objective_for(digits, space)
     study = nachos.create_study(storage=None, study_name=None)
     study.enqueue_trial(space.params_from_config(_expensive_first_exit(space)))
     no_exit = nachos.EENNConfig(
@@ -162,7 +143,7 @@ def test_failing_candidates_keep_the_study_going(monkeypatch, digits, space):
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(_objective, "fit", diverging_first)
-    objective = _objective_for(
+    objective = objective_for(
         digits,
         space,
         train_config=nachos.TrainConfig(
@@ -188,9 +169,9 @@ def test_failing_candidates_keep_the_study_going(monkeypatch, digits, space):
 
 def test_objective_rejects_impossible_budgets(digits, space):
     with pytest.raises(ValueError, match="cheapest network"):
-        _objective_for(digits, space, max_avg_macs=1000.0)
+        objective_for(digits, space, max_avg_macs=1000.0)
     with pytest.raises(ValueError, match="min_accuracy"):
-        _objective_for(digits, space, min_accuracy=1.5)
+        objective_for(digits, space, min_accuracy=1.5)
 
 
 def test_smallest_average_macs_is_a_lower_bound(digits, space):

@@ -9,28 +9,13 @@ from optuna.trial import TrialState
 import optuna_nachos as nachos
 from optuna_nachos.record import EENNTrial, reported_values
 
-from .conftest import BUDGET, RESOLUTION
+from .conftest import RESOLUTION, objective_for
 
 ADMISSIBLE = {"max_avg_macs": -1.0, "min_accuracy": -0.1, "min_exits": 0.0}
 
 
-@pytest.fixture
-def space():
-    return nachos.MobileNetV3Space(resolutions=(RESOLUTION,), depths=(2,), expand_ratios=(3, 4))
-
-
 def _objective_for(digits, space, **kwargs):
-    settings = {
-        "dataset": digits,
-        "space": space,
-        "max_avg_macs": BUDGET,
-        "min_accuracy": 0.2,
-        "train_config": nachos.TrainConfig(
-            backbone_epochs=1, warmup_epochs=1, exit_epochs=0, progress=False, batch_size=64
-        ),
-    }
-    settings.update(kwargs)
-    return nachos.NachosObjective(**settings)
+    return objective_for(digits, space, epochs=(1, 1, 0), **kwargs)
 
 
 def _finished(study, accuracy, macs, *, admissible=True):
