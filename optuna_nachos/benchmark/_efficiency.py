@@ -13,8 +13,7 @@ import torch
 from optuna_nachos.cost import exit_macs
 from optuna_nachos.deploy import DeployedEENN
 from optuna_nachos.record import (
-    TIMINGS_ATTR,
-    TRAIN_SECONDS_ATTR,
+    EENNTrial,
 )
 
 
@@ -108,7 +107,7 @@ def inference_speedup(
 def trial_overhead(trial: optuna.trial.FrozenTrial) -> float | None:
     """Share of a trained trial's wall time spent outside training and calibration: the
     plugin's own work (suggesting, costing, storing, uploading), as a fraction."""
-    timings = trial.user_attrs.get(TIMINGS_ATTR)
+    timings = EENNTrial.from_trial(trial).timings
     if not timings or trial.datetime_start is None or trial.datetime_complete is None:
         return None
     total = (trial.datetime_complete - trial.datetime_start).total_seconds()
@@ -120,7 +119,7 @@ def training_images_per_second(
     trial: optuna.trial.FrozenTrial, *, train_images: int, epochs: int
 ) -> float | None:
     """Training images processed per second by a trained trial, over all its epochs."""
-    seconds = trial.user_attrs.get(TRAIN_SECONDS_ATTR)
+    seconds = EENNTrial.from_trial(trial).train_seconds
     if not seconds:
         return None
     return train_images * epochs / seconds

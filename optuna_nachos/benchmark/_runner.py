@@ -20,8 +20,8 @@ from optuna_nachos.cost import exit_macs
 from optuna_nachos.data import DatasetSplits, load_dataset
 from optuna_nachos.objective import NachosObjective
 from optuna_nachos.record import (
-    CONFIG_ATTR,
     EXIT_RATIOS_ATTR,
+    EENNTrial,
     selection_values,
 )
 from optuna_nachos.space import MobileNetV3Space
@@ -301,7 +301,7 @@ def _planned_configs(
                 study_name(experiment, seed),
                 study_name(source, seed),
             )
-        return [EENNConfig.from_dict(t.user_attrs[CONFIG_ATTR]) for t in picked]
+        return [EENNConfig.from_dict(EENNTrial.from_trial(t).config) for t in picked]
     if experiment.kind == "single_exit":
         return _single_exit_candidates(
             objective.space,

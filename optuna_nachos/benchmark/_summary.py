@@ -42,16 +42,11 @@ from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost import exit_macs
 from optuna_nachos.deploy import load_eenn
 from optuna_nachos.record import (
-    ARTIFACT_ATTR,
-    CONFIG_ATTR,
     EXIT_RATIOS_ATTR,
     IN_CHANNELS_SETTING,
     NUM_CLASSES_SETTING,
-    PARAMS_ATTR,
-    PEAK_MACS_ATTR,
-    THRESHOLDS_ATTR,
-    TRAIN_SECONDS_ATTR,
     VAL_EXIT_RATIOS_ATTR,
+    EENNTrial,
     reported_values,
     selection_values,
     study_settings,
@@ -83,7 +78,7 @@ def _reference_convention_macs(
     """Test average MACs of the trial under the reference's cost convention (heads of the
     exits a sample passed not counted), from its test exit ratios: the figure to set beside
     the reference's numbers."""
-    ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR)
+    ratios = EENNTrial.from_trial(trial).exit_ratios
     num_classes, in_channels = settings.get(NUM_CLASSES_SETTING), settings.get(IN_CHANNELS_SETTING)
     if ratios is None or num_classes is None or in_channels is None:
         return None
@@ -98,7 +93,8 @@ def _reference_convention_macs(
 def _trial_row(
     trial: optuna.trial.FrozenTrial, suite: Suite, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    config = EENNConfig.from_dict(trial.user_attrs[CONFIG_ATTR])
+    record = EENNTrial.from_trial(trial)
+    config = EENNConfig.from_dict(record.config)
     accuracy, avg_macs = selection_values(trial)
     test = reported_values(trial)
     return {
@@ -109,12 +105,12 @@ def _trial_row(
         "test_accuracy": None if test is None else test[0],
         "test_avg_macs": None if test is None else test[1],
         "test_avg_macs_reference_convention": _reference_convention_macs(trial, config, settings),
-        "peak_macs": trial.user_attrs.get(PEAK_MACS_ATTR),
-        "params": trial.user_attrs.get(PARAMS_ATTR),
+        "peak_macs": record.peak_macs,
+        "params": record.params,
         "architecture": config.short_name(),
         "exit_stages": list(config.exit_stages),
-        "exit_ratios": trial.user_attrs.get(EXIT_RATIOS_ATTR),
-        "thresholds": trial.user_attrs.get(THRESHOLDS_ATTR),
+        "exit_ratios": None if record.exit_ratios is None else list(record.exit_ratios),
+        "thresholds": None if record.thresholds is None else list(record.thresholds),
         "admissible": admissible_under(trial, suite),
     }
 
@@ -161,7 +157,7 @@ def _run_summary(
         },
         "best": None if best is None else _trial_row(best, suite, settings),
         "overhead_median": _median([trial_overhead(t) for t in trained]),
-        "train_seconds_median": _median([t.user_attrs.get(TRAIN_SECONDS_ATTR) for t in trained]),
+        "train_seconds_median": _median([EENNTrial.from_trial(t).train_seconds for t in trained]),
         "train_images_per_second_median": _median(
             [
                 training_images_per_second(t, train_images=train_images, epochs=epochs)
@@ -507,7 +503,7 @@ def _prune_networks(
     removed = 0
     for name, study in studies.items():
         for trial in study.get_trials(deepcopy=False):
-            artifact_id = trial.user_attrs.get(ARTIFACT_ATTR)
+            artifact_id = EENNTrial.from_trial(trial).artifact_id
             if artifact_id is None or not (folder / artifact_id).is_file():
                 continue
             if keep is None or (name, trial.number) in keep:

@@ -318,18 +318,10 @@ def trial_summary(trial: FrozenTrial, *, latency: bool = False) -> str:
     """
     from optuna.trial import TrialState
 
-    from optuna_nachos.record import (
-        ACCURACY_INDEX,
-        CONFIG_ATTR,
-        COST_INDEX,
-        EXIT_RATIOS_ATTR,
-        FAIL_REASON_ATTR,
-        SKIP_REASON_ATTR,
-        TRAIN_SECONDS_ATTR,
-        VAL_EXIT_RATIOS_ATTR,
-    )
+    from optuna_nachos.record import ACCURACY_INDEX, COST_INDEX, EENNTrial
 
-    config = trial.user_attrs.get(CONFIG_ATTR) or {}
+    record = EENNTrial.from_trial(trial)
+    config = record.config or {}
     depths = "".join(str(d) for d in config.get("depths", []))
     candidate = (
         f"d{depths} exits {format_stages(config.get('exit_stages'))} r{config.get('resolution')}"
@@ -337,15 +329,15 @@ def trial_summary(trial: FrozenTrial, *, latency: bool = False) -> str:
         else "no candidate"
     )
     if trial.state == TrialState.FAIL:
-        reason = trial.user_attrs.get(FAIL_REASON_ATTR, "see the traceback above")
+        reason = record.fail_reason or "see the traceback above"
         return f"Trial {trial.number} failed ({reason}); {candidate}"
     if trial.state != TrialState.COMPLETE or trial.values is None:
         return f"Trial {trial.number} {trial.state.name.lower()}; {candidate}"
     accuracy, cost = trial.values[ACCURACY_INDEX], trial.values[COST_INDEX]
-    if SKIP_REASON_ATTR in trial.user_attrs:
+    if record.skip_reason is not None:
         floor = f"{cost:.3f} ms average latency" if latency else f"{_megamacs(cost)} average MACs"
         return (
-            f"Trial {trial.number} not trained ({trial.user_attrs[SKIP_REASON_ATTR]}); "
+            f"Trial {trial.number} not trained ({record.skip_reason}); "
             f"{candidate}, at least {floor}"
         )
     violated = [name for name, value in (trial.constraints or {}).items() if value > 0]
@@ -356,10 +348,9 @@ def trial_summary(trial: FrozenTrial, *, latency: bool = False) -> str:
         + f"{verdict}; {candidate}"
     ]
     # The split of the accuracy and cost above: validation (test for a legacy trial).
-    ratios = trial.user_attrs.get(VAL_EXIT_RATIOS_ATTR, trial.user_attrs.get(EXIT_RATIOS_ATTR))
+    ratios = record.val_exit_ratios or record.exit_ratios
     if ratios:
         parts.append("exit ratios " + ",".join(f"{r:.2f}" for r in ratios))
-    seconds = trial.user_attrs.get(TRAIN_SECONDS_ATTR)
-    if seconds is not None:
-        parts.append(f"trained in {seconds:.0f} s")
+    if record.train_seconds is not None:
+        parts.append(f"trained in {record.train_seconds:.0f} s")
     return "; ".join(parts)

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_nachos.record._names import (
     ACCURACY_INDEX,
     ACCURACY_PER_EXIT_ATTR,
+    ARTIFACT_ATTR,
     CONFIG_ATTR,
     COST_INDEX,
     COST_SETTING,
@@ -33,6 +34,7 @@ from optuna_nachos.record._names import (
     MIN_ACCURACY,
     OBJECTIVE_SPLIT_ATTR,
     OPERATING_CURVE_ATTR,
+    OPERATING_CURVE_COST_ATTR,
     PARAMS_ATTR,
     PEAK_MACS_ATTR,
     SELECTION_SPLIT,
@@ -261,12 +263,15 @@ class EENNTrial:
         peak_macs: MACs of the last exit.
         params: Parameters of the network.
         operating_curve: Operating points (dictionaries) of the trained network.
+        operating_curve_cost: The unit of the curve's costs: ``"latency_ms"`` when they are
+            latencies, ``None`` for MACs.
         train_seconds: Training time.
         timings: Seconds of the trial's phases.
         skip_reason: Why it was not trained (the static guard), ``None`` when it was.
         fail_reason: Why it failed, ``None`` when it did not.
         test_skipped: Why its test split was not evaluated (it cannot be on the admissible
             front), ``None`` when it was or the trial was not trained.
+        artifact_id: The artifact of its trained network, when one was uploaded.
     """
 
     number: int
@@ -287,11 +292,13 @@ class EENNTrial:
     peak_macs: float | None = None
     params: int | None = None
     operating_curve: tuple[dict[str, Any], ...] | None = None
+    operating_curve_cost: str | None = None
     train_seconds: float | None = None
     timings: dict[str, float] | None = None
     skip_reason: str | None = None
     fail_reason: str | None = None
     test_skipped: str | None = None
+    artifact_id: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -331,9 +338,11 @@ class EENNTrial:
             peak_macs=None if peak is None else float(peak),
             params=None if params is None else int(params),
             operating_curve=None if curve is None else tuple(dict(p) for p in curve),
+            operating_curve_cost=attrs.get(OPERATING_CURVE_COST_ATTR),
             train_seconds=None if seconds is None else float(seconds),
             timings=None if timings is None else {k: float(v) for k, v in timings.items()},
             skip_reason=attrs.get(SKIP_REASON_ATTR),
             fail_reason=attrs.get(FAIL_REASON_ATTR),
             test_skipped=attrs.get(TEST_SKIPPED_ATTR),
+            artifact_id=attrs.get(ARTIFACT_ATTR),
         )

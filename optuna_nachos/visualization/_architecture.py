@@ -10,12 +10,7 @@ from optuna.trial import FrozenTrial
 from optuna_nachos.config import NUM_STAGES, EENNConfig
 from optuna_nachos.cost import cost_profile
 from optuna_nachos.models import STAGES
-from optuna_nachos.record import (
-    CONFIG_ATTR,
-    EXIT_MACS_ATTR,
-    EXIT_RATIOS_ATTR,
-)
-from optuna_nachos.visualization._common import COLORS, format_macs, require_attrs, trial_config
+from optuna_nachos.visualization._common import COLORS, format_macs, require_record, trial_config
 
 _LAYER_WIDTH = 1.0
 _LAYER_GAP = 0.15
@@ -41,18 +36,17 @@ def _network(
     source: EENNConfig | FrozenTrial, num_classes: int | None, in_channels: int | None
 ) -> tuple[EENNConfig, list[int], list[float] | None, str]:
     if isinstance(source, FrozenTrial):
-        require_attrs(source, [CONFIG_ATTR], figure="plot_architecture")
-        config = trial_config(source)
+        record = require_record(source, ["config"], figure="plot_architecture")
+        config = trial_config(record)
         if config is None:
             raise ValueError(
                 f"trial {source.number}: its user attribute 'config' is not a valid EENN "
                 "configuration."
             )
-        ratios = source.user_attrs.get(EXIT_RATIOS_ATTR)
+        ratios = None if record.exit_ratios is None else list(record.exit_ratios)
         title = f"Architecture of trial {source.number}"
-        if EXIT_MACS_ATTR in source.user_attrs:
-            costs = [int(m) for m in source.user_attrs[EXIT_MACS_ATTR]]
-            return config, costs, ratios, title
+        if record.exit_macs is not None:
+            return config, [int(m) for m in record.exit_macs], ratios, title
     elif isinstance(source, EENNConfig):
         config, ratios, title = source, None, "EENN architecture"
     else:

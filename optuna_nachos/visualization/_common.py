@@ -12,15 +12,12 @@ from optuna.trial import FrozenTrial
 from optuna_nachos.config import ConfigError, EENNConfig
 from optuna_nachos.record import (
     ACCURACY_INDEX,
-    CONFIG_ATTR,
     COST_INDEX,
     LATENCY_MS,
     MAX_AVG_LATENCY,
     MAX_AVG_MACS,
     MIN_ACCURACY,
-    OPERATING_CURVE_COST_ATTR,
-    SKIP_REASON_ATTR,
-    TEST_SKIPPED_ATTR,
+    EENNTrial,
     is_latency_study,
     study_settings,
 )
@@ -83,7 +80,7 @@ LATENCY_AXIS = CostAxis(latency=True)
 
 def cost_axis(study: optuna.Study | None = None, trial: FrozenTrial | None = None) -> CostAxis:
     """The cost axis of a study (its ``objective`` setting) or of a trial's recorded curve."""
-    if trial is not None and trial.user_attrs.get(OPERATING_CURVE_COST_ATTR) == LATENCY_MS:
+    if trial is not None and EENNTrial.from_trial(trial).operating_curve_cost == LATENCY_MS:
         return LATENCY_AXIS
     settings = study_settings(study) if study is not None else {}
     return LATENCY_AXIS if is_latency_study(settings) else MACS_AXIS
@@ -99,22 +96,34 @@ def format_values(values: Iterable[float], *, digits: int = 2) -> str:
     return ", ".join(f"{float(v):.{digits}f}" for v in values) if values else "none"
 
 
-def require_attrs(trial: FrozenTrial, names: Sequence[str], *, figure: str) -> None:
-    """Raise a clear error when a trial lacks user attributes a figure needs."""
+def require_record(trial: FrozenTrial, fields: Sequence[str], *, figure: str) -> EENNTrial:
+    """The trial's record, with a clear error when it lacks fields a figure needs.
+
+    Args:
+        trial: The trial.
+        fields: Fields of :class:`~optuna_nachos.record.EENNTrial` (named as the user
+            attributes the objective writes) that must be present.
+        figure: The figure's name, for the messages.
+
+    Raises:
+        TypeError: If ``trial`` is not a ``FrozenTrial``.
+        ValueError: If a field is missing; the message says why when the trial records it.
+    """
     if not isinstance(trial, FrozenTrial):
         raise TypeError(
             f"{figure} takes a FrozenTrial (e.g. study.trials[i]), got {type(trial).__name__}."
         )
-    missing = [name for name in names if name not in trial.user_attrs]
+    record = EENNTrial.from_trial(trial)
+    missing = [name for name in fields if getattr(record, name) is None]
     if not missing:
-        return
+        return record
     hint = ""
-    if SKIP_REASON_ATTR in trial.user_attrs:
-        hint = f" It was not trained ({trial.user_attrs[SKIP_REASON_ATTR]})."
-    elif TEST_SKIPPED_ATTR in trial.user_attrs:
+    if record.skip_reason is not None:
+        hint = f" It was not trained ({record.skip_reason})."
+    elif record.test_skipped is not None:
         hint = (
-            f" Its test split was not evaluated ({trial.user_attrs[TEST_SKIPPED_ATTR]}): only "
-            "the trials that can reach the admissible front are, unless the objective has "
+            f" Its test split was not evaluated ({record.test_skipped}): only the trials that "
+            "can reach the admissible front are, unless the objective has "
             "test_evaluation='every' (--test-evaluation every)."
         )
     raise ValueError(
@@ -132,13 +141,13 @@ def require_values(trial: FrozenTrial, *, figure: str) -> tuple[float, float]:
     return float(trial.values[ACCURACY_INDEX]), float(trial.values[COST_INDEX])
 
 
-def trial_config(trial: FrozenTrial) -> EENNConfig | None:
+def trial_config(trial: FrozenTrial | EENNTrial) -> EENNConfig | None:
     """The configuration recorded by the objective, or ``None`` when absent or unreadable."""
-    data = trial.user_attrs.get(CONFIG_ATTR)
-    if data is None:
+    record = trial if isinstance(trial, EENNTrial) else EENNTrial.from_trial(trial)
+    if record.config is None:
         return None
     try:
-        return EENNConfig.from_dict(data)
+        return EENNConfig.from_dict(record.config)
     except ConfigError:
         return None
 

@@ -9,11 +9,7 @@ from plotly.subplots import make_subplots
 
 from optuna_nachos.config import NUM_STAGES
 from optuna_nachos.record import (
-    ACCURACY_PER_EXIT_ATTR,
-    CONFIG_ATTR,
     COST_INDEX,
-    EXIT_MACS_ATTR,
-    EXIT_RATIOS_ATTR,
     reported_values,
 )
 from optuna_nachos.results import admissible_trials
@@ -26,7 +22,7 @@ from optuna_nachos.visualization._common import (
     exit_names,
     format_macs,
     millions,
-    require_attrs,
+    require_record,
     require_values,
     trial_config,
 )
@@ -65,17 +61,16 @@ def plot_exit_ratios(study: optuna.Study) -> go.Figure:
         )
     rows = []
     for trial in front:
-        require_attrs(trial, [EXIT_RATIOS_ATTR, CONFIG_ATTR], figure="plot_exit_ratios")
-        config = trial_config(trial)
-        ratios = [float(r) for r in trial.user_attrs[EXIT_RATIOS_ATTR]]
+        record = require_record(trial, ["exit_ratios", "config"], figure="plot_exit_ratios")
+        config = trial_config(record)
+        ratios = list(record.exit_ratios)
         if config is None or len(ratios) != config.num_exits:
             raise ValueError(
                 f"trial {trial.number}: its exit_ratios {ratios} do not match its recorded "
                 "configuration (one ratio per early exit, then the final exit)."
             )
         stages = [*config.exit_stages, NUM_STAGES]
-        costs = trial.user_attrs.get(EXIT_MACS_ATTR)
-        rows.append((trial, dict(zip(stages, ratios)), dict(zip(stages, costs or ()))))
+        rows.append((trial, dict(zip(stages, ratios)), dict(zip(stages, record.exit_macs or ()))))
     labels = [f"trial {t.number}<br>{format_macs(t.values[COST_INDEX])}" for t, _, _ in rows]
     positions = sorted({stage for _, ratios, _ in rows for stage in ratios})
     fig = go.Figure()
@@ -132,22 +127,20 @@ def plot_exit_metrics(trial: FrozenTrial) -> go.Figure:
         ValueError: If the trial lacks ``accuracy_per_exit``, ``exit_macs`` or ``exit_ratios``
             (written by ``NachosObjective`` on trained trials), or their lengths differ.
     """
-    require_attrs(
-        trial,
-        [ACCURACY_PER_EXIT_ATTR, EXIT_MACS_ATTR, EXIT_RATIOS_ATTR],
-        figure="plot_exit_metrics",
+    record = require_record(
+        trial, ["accuracy_per_exit", "exit_macs", "exit_ratios"], figure="plot_exit_metrics"
     )
     # The bars are test figures: so are the lines (the objective values are validation ones).
     accuracy, avg_macs = reported_values(trial) or require_values(trial, figure="plot_exit_metrics")
-    accuracies = [float(a) for a in trial.user_attrs[ACCURACY_PER_EXIT_ATTR]]
-    costs = [float(m) for m in trial.user_attrs[EXIT_MACS_ATTR]]
-    ratios = [float(r) for r in trial.user_attrs[EXIT_RATIOS_ATTR]]
+    accuracies = list(record.accuracy_per_exit)
+    costs = list(record.exit_macs)
+    ratios = list(record.exit_ratios)
     if not len(accuracies) == len(costs) == len(ratios):
         raise ValueError(
             f"trial {trial.number}: accuracy_per_exit, exit_macs and exit_ratios must have one "
             f"entry per exit, got {len(accuracies)}, {len(costs)} and {len(ratios)}."
         )
-    names = exit_names(trial_config(trial), len(costs))
+    names = exit_names(trial_config(record), len(costs))
     hover = [
         f"<b>{name}</b><br>accuracy {acc:.2%}<br>cost {cost:,.0f} MACs"
         f"<br>{ratio:.1%} of the samples leave here"

@@ -8,11 +8,6 @@ import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from optuna_nachos.record import (
-    EXIT_RATIOS_ATTR,
-    OPERATING_CURVE_ATTR,
-    THRESHOLDS_ATTR,
-)
 from optuna_nachos.visualization._common import (
     COLORS,
     CostAxis,
@@ -22,7 +17,7 @@ from optuna_nachos.visualization._common import (
     exit_names,
     format_values,
     references,
-    require_attrs,
+    require_record,
     require_values,
     trial_config,
 )
@@ -75,14 +70,14 @@ def plot_operating_curve(
         ValueError: If the trial lacks the user attribute ``operating_curve`` (or
             ``thresholds``), written by ``NachosObjective`` on trained trials, or has no values.
     """
-    require_attrs(trial, [OPERATING_CURVE_ATTR, THRESHOLDS_ATTR], figure="plot_operating_curve")
+    record = require_record(trial, ["operating_curve", "thresholds"], figure="plot_operating_curve")
     accuracy, avg_cost = require_values(trial, figure="plot_operating_curve")
     axis = cost_axis(study, trial)
     budget, floor = references(study, max_avg_macs, min_accuracy, axis=axis)
-    points = sorted(trial.user_attrs[OPERATING_CURVE_ATTR], key=lambda p: p["avg_macs"])
-    thresholds = [float(t) for t in trial.user_attrs[THRESHOLDS_ATTR]]
-    ratios = trial.user_attrs.get(EXIT_RATIOS_ATTR) or []
-    names = exit_names(trial_config(trial), len(thresholds) + 1)
+    points = sorted(record.operating_curve, key=lambda p: p["avg_macs"])
+    thresholds = list(record.thresholds)
+    ratios = list(record.exit_ratios or ())
+    names = exit_names(trial_config(record), len(thresholds) + 1)
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(

@@ -10,7 +10,7 @@ from optuna_nachos.record import (
     ACCURACY_INDEX,
     COST_INDEX,
     SKIP_REASON_ATTR,
-    THRESHOLDS_ATTR,
+    EENNTrial,
     objective_values,
 )
 from optuna_nachos.results import admissible_trials
@@ -39,16 +39,17 @@ def trial_hover(trial: FrozenTrial, *, axis: CostAxis = MACS_AXIS) -> str:
     """Hover text of a trial: number, architecture, exits, thresholds, accuracy, cost."""
     accuracy, cost = objective_values(trial)
     lines = [f"<b>trial {trial.number}</b>"]
-    config = trial_config(trial)
+    record = EENNTrial.from_trial(trial)
+    config = trial_config(record)
     if config is not None:
         exits = ", ".join(map(str, config.exit_stages)) or "none"
         lines += [config.short_name(), f"early exits after stages {exits}"]
-    if SKIP_REASON_ATTR in trial.user_attrs:
-        lines.append(f"not trained: {trial.user_attrs[SKIP_REASON_ATTR]}")
+    if record.skip_reason is not None:
+        lines.append(f"not trained: {record.skip_reason}")
         lines.append(f"{axis.describe(cost)} at least (cost of the first exit)")
         return "<br>".join(lines)
-    if THRESHOLDS_ATTR in trial.user_attrs:
-        lines.append(f"thresholds {format_values(trial.user_attrs[THRESHOLDS_ATTR])}")
+    if record.thresholds is not None:
+        lines.append(f"thresholds {format_values(record.thresholds)}")
     lines += [f"accuracy {accuracy:.2%}", axis.describe(cost)]
     violated = [name for name, value in trial.constraints.items() if value > 0]
     if violated:
