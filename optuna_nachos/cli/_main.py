@@ -53,26 +53,6 @@ STORAGE_LOST_STATUS = 75
 it is back)."""
 
 
-def _storage_outage(error: BaseException) -> BaseException | None:
-    """The lost-connection error behind ``error`` (Optuna's storage error, or the database
-    driver's operational or interface error), or ``None``."""
-    import optuna
-
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, optuna.exceptions.StorageInternalError):
-            return current
-        if type(current).__module__.startswith("sqlalchemy") and type(current).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-        ):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``optuna-nachos`` command."""
     parser = argparse.ArgumentParser(
@@ -164,13 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {_error_line(error, args)}", file=sys.stderr)
         return USER_ERROR_STATUS
     except Exception as error:
-        outage = _storage_outage(error)
+        from optuna_nachos.study import storage_outage
+
+        outage = storage_outage(error)
         if outage is not None:
             first_line = str(outage).strip().splitlines()[0] if str(outage).strip() else ""
             print(
                 f"{PROG}: error: lost the storage ({type(outage).__name__}: {first_line}); "
-                "start the command again once it answers: a trial it was running is failed "
-                "and retried when its heartbeat goes stale",
+                "start the command again once it answers: the trial it was running is failed "
+                "and run again by the next worker that starts",
                 file=sys.stderr,
             )
             return STORAGE_LOST_STATUS

@@ -22,6 +22,7 @@ from optuna_nachos.study._storage import (
     open_storage,
     storage_file,
     storage_lock_path,
+    storage_outage,
 )
 from optuna_nachos.study._workers import (
     RetryStaleTrial,
@@ -51,5 +52,6 @@ __all__ = [
     "run_search",
     "storage_file",
     "storage_lock_path",
+    "storage_outage",
     "study_protocol",
 ]

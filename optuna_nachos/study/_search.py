@@ -14,8 +14,9 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_nachos._logging import get_logger
 from optuna_nachos.record import FAIL_REASON_ATTR, WORKER_ATTR
 from optuna_nachos.study._create import VERSION_KEY, settings_version
-from optuna_nachos.study._storage import StudyLock
+from optuna_nachos.study._storage import StudyLock, storage_outage
 from optuna_nachos.study._workers import (
+    STORAGE_LOST,
     fail_stale_trials,
     heartbeat,
     live_running,
@@ -191,7 +192,11 @@ def _run_trial(
         _fail(study, trial, INTERRUPTED)
         raise
     except Exception as error:
-        _fail(study, trial, f"{type(error).__name__}: {error}")
+        reason = f"{type(error).__name__}: {error}"
+        if storage_outage(error) is not None:
+            # Enqueued again by the next worker that starts (fail_stale_trials).
+            reason = f"{STORAGE_LOST} ({reason})"
+        _fail(study, trial, reason)
         raise
     return study.tell(trial, values)
 

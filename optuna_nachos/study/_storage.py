@@ -279,3 +279,21 @@ class StudyLock:
                 unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:k)")
                 connection.execute(unlock, {"k": self._key})
                 connection.commit()
+
+
+def storage_outage(error: BaseException) -> BaseException | None:
+    """The lost-connection error behind ``error`` (Optuna's storage error, or the database
+    driver's operational or interface error), or ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, optuna.exceptions.StorageInternalError):
+            return current
+        if type(current).__module__.startswith("sqlalchemy") and type(current).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None

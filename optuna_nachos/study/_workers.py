@@ -34,6 +34,10 @@ from optuna_nachos.study._storage import heartbeat_interval, rdb_storage
 
 _logger = get_logger(__name__)
 
+STORAGE_LOST = "storage lost"
+"""How the ``fail_reason`` of a trial that lost its storage begins: its worker could not go
+on, and the next worker that starts enqueues its parameters again."""
+
 
 def _process_start(pid: int) -> str | None:
     """The start time of a process in clock ticks since boot (Linux), or ``None``."""
@@ -151,7 +155,8 @@ def fail_stale_trials(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
 
     Workers on this host are checked by their process; on a storage with a heartbeat, trials
     whose heartbeat stopped for the grace period are stale too, wherever their worker ran.
-    The reason goes to the failed trial's ``fail_reason`` user attribute.
+    The reason goes to the failed trial's ``fail_reason`` user attribute. Trials failed because
+    their worker lost the storage (a database restart) are enqueued again too, once each.
 
     Returns:
         The numbers of the trials marked FAIL.
@@ -172,7 +177,23 @@ def fail_stale_trials(study: optuna.Study, *, max_retry: int = 2) -> list[int]:
         reason = f"stale: worker process {record['pid']} on {record['host']} is gone"
         if _fail(study, trial, reason, max_retry):
             failed.append(trial.number)
+    _retry_storage_losses(study, max_retry=max_retry)
     return failed
+
+
+def _retry_storage_losses(study: optuna.Study, *, max_retry: int) -> None:
+    """Enqueue again the trials failed because their worker lost the storage, once each."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for trial in trials for number in trial.user_attrs.get(RETRY_ATTR, [])}
+    for trial in trials:
+        reason = str(trial.user_attrs.get(FAIL_REASON_ATTR, ""))
+        if (
+            trial.state == TrialState.FAIL
+            and reason.startswith(STORAGE_LOST)
+            and trial.number not in retried
+        ):
+            _logger.warning("Trial %d failed when its worker lost the storage.", trial.number)
+            retry_trial(study, trial, max_retry=max_retry, reason=reason)
 
 
 def live_running(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

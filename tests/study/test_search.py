@@ -93,6 +93,49 @@ def test_exceptions_fail_the_trial_and_propagate():
     assert study.trials[0].state == TrialState.FAIL
 
 
+def test_a_trial_that_lost_the_storage_is_run_again_by_the_next_worker(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = create_study(storage=open_storage(url), study_name="outage")
+    lost = []
+
+    def outage_once(trial):
+        config = suggest_eenn(trial)
+        if not lost:
+            lost.append(dict(trial.params))
+            raise optuna.exceptions.StorageInternalError("the database went away")
+        return sum(config.depths) / 20.0, float(len(config.exit_stages))
+
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        run_search(study, outage_once, n_trials=3, lock_path=storage_lock_path(url))
+    failed = study.trials[0]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["fail_reason"].startswith("storage lost (StorageInternalError")
+    # The next worker (a restart of the command) runs the same configuration again first.
+    run_search(study, outage_once, n_trials=3, lock_path=storage_lock_path(url))
+    retried = study.trials[1]
+    assert retried.params == lost[0] and retried.state == TrialState.COMPLETE
+    assert retried.user_attrs["nachos_retry_of"] == [0]
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 3 and len(states) == 4
+    # Once only: a later start finds it retried already.
+    run_search(study, outage_once, n_trials=3, lock_path=storage_lock_path(url))
+    assert len(study.trials) == 4
+
+
+def test_other_exceptions_are_not_retried(tmp_path):
+    study = create_study(storage=None, study_name=None)
+
+    def broken(trial):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_search(study, broken, n_trials=1)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_search(study, broken, n_trials=1)
+    assert all("nachos_retry_of" not in t.user_attrs for t in study.trials)
+    assert study.trials[0].user_attrs["fail_reason"] == "RuntimeError: boom"
+
+
 def test_storage_urls(tmp_path):
     assert storage_lock_path("sqlite:///a.db") == Path("a.db.nachos-lock")
     assert storage_lock_path("journal:///x/j.log") == Path("x/j.log.nachos-lock")
