@@ -49,7 +49,6 @@ from scipy.stats import kendalltau
 import optuna_nachos as nachos
 from optuna_nachos.benchmark import cpu_model
 from optuna_nachos.cost import (
-    BACKENDS,
     CALL_TERM,
     CLOCKS,
     FIXED_TERM,
@@ -59,6 +58,7 @@ from optuna_nachos.cost import (
     exit_latency,
     exit_macs,
     fit_term_latencies,
+    list_latency_backends,
     make_session,
     measure_exit_latency,
     onnx_bytes,
@@ -79,6 +79,8 @@ REGULARIZATION = 0.05
 PREDICTORS = ("alone", "calibrated", "calibrated_same_rounds")
 NUM_CLASSES = 10
 RESOLUTION = 32
+BACKENDS = tuple(list_latency_backends())
+"""The back ends measured: every registered one (PyTorch eager and onnxruntime)."""
 
 
 def _ape(predicted: float, measured: float) -> float:

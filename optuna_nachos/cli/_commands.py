@@ -193,7 +193,8 @@ def add_search_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--latency-backend",
-        choices=("onnxruntime", "torch"),
+        choices=LazyChoices("optuna_nachos.cost", "list_latency_backends"),
+        metavar="BACKEND",
         default="onnxruntime",
         help="back end of the latency table to use",
     )

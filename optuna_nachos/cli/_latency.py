@@ -6,7 +6,13 @@ import argparse
 import json
 import sys
 
-from optuna_nachos.cli._format import CommandError, HelpFormatter, non_negative_int, positive_int
+from optuna_nachos.cli._format import (
+    CommandError,
+    HelpFormatter,
+    LazyChoices,
+    non_negative_int,
+    positive_int,
+)
 
 
 def _int_list(text: str) -> list[int]:
@@ -67,9 +73,10 @@ def add_latency_parser(subparsers: argparse._SubParsersAction) -> None:
     profile.add_argument(
         "--backends",
         nargs="+",
-        choices=("torch", "onnxruntime"),
-        default=["torch", "onnxruntime"],
-        help="back ends to measure",
+        choices=LazyChoices("optuna_nachos.cost", "list_latency_backends"),
+        metavar="BACKEND",
+        default=None,
+        help="back ends to measure (default: every registered one)",
     )
     profile.add_argument(
         "--batch-sizes", type=_int_list, default=[1, 8], help="batch sizes, e.g. '1,8'"

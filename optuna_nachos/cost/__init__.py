@@ -4,11 +4,19 @@ MACs are the multiply-accumulates of convolutions and linear layers at inference
 (BatchNorm, activations, pooling, biases, the squeeze-excitation multiply and residual adds are
 not counted). ``cost_j`` is what one sample leaving at exit ``j`` pays. Latency lookup tables
 (:func:`profile_latency`, :func:`exit_latency`) give the same per-exit costs in milliseconds
-measured on a device; :func:`calibrate_latency` fits a table to whole networks timed as
-deployed.
+measured on a device, for each registered runtime (:class:`LatencyBackend`);
+:func:`calibrate_latency` fits a table to whole networks timed as deployed.
 """
 
 from optuna_nachos.cost._analytic import exit_pools_analytic
+from optuna_nachos.cost._backends import (
+    LatencyBackend,
+    OnnxRuntimeBackend,
+    TorchBackend,
+    get_latency_backend,
+    list_latency_backends,
+    register_latency_backend,
+)
 from optuna_nachos.cost._calibrate import (
     calibrate_latency,
     fit_term_latencies,
@@ -19,7 +27,6 @@ from optuna_nachos.cost._common import CONVENTIONS, METHODS, check_convention, c
 from optuna_nachos.cost._exits import exit_macs, exit_params, total_params
 from optuna_nachos.cost._fvcore import count_exit_macs, count_exit_params, module_macs
 from optuna_nachos.cost._latency import (
-    BACKENDS,
     CALL_TERM,
     CLOCKS,
     FIXED_TERM,
@@ -42,7 +49,6 @@ from optuna_nachos.cost._summary import (
 )
 
 __all__ = [
-    "BACKENDS",
     "CALL_TERM",
     "CLOCKS",
     "CONVENTIONS",
@@ -51,7 +57,10 @@ __all__ = [
     "ONNX_OPSET",
     "BlockPath",
     "CostProfile",
+    "LatencyBackend",
     "LatencyTable",
+    "OnnxRuntimeBackend",
+    "TorchBackend",
     "average_macs",
     "block_path",
     "calibrate_latency",
@@ -66,6 +75,8 @@ __all__ = [
     "exit_params",
     "exit_pools_analytic",
     "fit_term_latencies",
+    "get_latency_backend",
+    "list_latency_backends",
     "make_session",
     "measure_exit_latency",
     "min_average_macs",
@@ -74,6 +85,7 @@ __all__ = [
     "peak_macs",
     "profile_latency",
     "random_table_configs",
+    "register_latency_backend",
     "require_onnxruntime",
     "round_robin_times",
     "space_blocks",

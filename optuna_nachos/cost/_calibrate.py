@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from optuna_nachos.config import EENNConfig
+from optuna_nachos.cost._backends import get_latency_backend, list_latency_backends
 from optuna_nachos.cost._latency import (
     CALL_TERM,
     FIXED_TERM,
@@ -29,7 +30,6 @@ from optuna_nachos.cost._latency import (
     exit_block_counts,
     round_robin_times,
 )
-from optuna_nachos.cost._onnx import require_onnxruntime
 from optuna_nachos.models import build_eenn
 
 _PRIOR_FLOOR_MS = 1e-3
@@ -91,7 +91,7 @@ def measure_exit_latency(
     *,
     num_classes: int,
     in_channels: int = 3,
-    backends: Sequence[str] = ("torch", "onnxruntime"),
+    backends: Sequence[str] | None = None,
     batch_size: int = 1,
     warmup: int = 2,
     rounds: int = 10,
@@ -101,9 +101,10 @@ def measure_exit_latency(
 ) -> dict[str, list[list[list[float]]]]:
     """Time every exit of every network as deployed, in rounds interleaved over all of them.
 
-    Each network is built with random weights in eval mode; ``"torch"`` runs
-    :meth:`~optuna_nachos.models.EarlyExitNetwork.predict` and ``"onnxruntime"`` the exported
-    segment chain (:class:`~optuna_nachos.deploy.OnnxEENN`), with thresholds that send the
+    Each network is built with random weights in eval mode and run as each back end deploys it
+    (:meth:`LatencyBackend.network_call`: ``"torch"`` runs
+    :meth:`~optuna_nachos.models.EarlyExitNetwork.predict`, ``"onnxruntime"`` the exported
+    segment chain, :class:`~optuna_nachos.deploy.OnnxEENN`), with thresholds that send the
     whole batch to the exit being timed. A round calls every (network, exit, back end) once, so
     a slow spell of a shared machine falls on all of them alike.
 
@@ -111,7 +112,7 @@ def measure_exit_latency(
         configs: The networks.
         num_classes: Classes of their classifiers.
         in_channels: Channels of their inputs.
-        backends: Back ends to time.
+        backends: Names of the back ends to time; all registered by default.
         batch_size: Images per call.
         warmup: Untimed rounds.
         rounds: Timed rounds.
@@ -122,11 +123,10 @@ def measure_exit_latency(
     Returns:
         ``times[backend][network][exit]``: the times of the timed rounds in ms.
     """
-    if "onnxruntime" in backends:
-        require_onnxruntime()
-        # The deployed form sits in a layer above the cost model, which it builds on: imported
-        # here, where the ONNX chain is timed, not with the cost package.
-        from optuna_nachos.deploy import OnnxEENN, export_onnx
+    backends = tuple(list_latency_backends() if backends is None else backends)
+    runtimes = [get_latency_backend(backend) for backend in backends]
+    for runtime in runtimes:
+        runtime.require()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     runs: list[Callable[[], Any]] = []
@@ -139,19 +139,17 @@ def measure_exit_latency(
                 model.eval()
                 early = model.num_exits - 1
                 x = torch.randn(batch_size, in_channels, config.resolution, config.resolution)
-                x_numpy = x.numpy()
-                runtime = None
-                if "onnxruntime" in backends:
-                    export_onnx(f"{folder}/{index}", model, [1.0] * early, in_channels=in_channels)
-                    runtime = OnnxEENN(f"{folder}/{index}", threads=threads)
+                prepared = [
+                    runtime.prepare_network(
+                        model, folder=f"{folder}/{runtime.name}-{index}", threads=threads
+                    )
+                    for runtime in runtimes
+                ]
                 for exit_index in range(model.num_exits):
                     eps = _forced_thresholds(early, exit_index)
-                    if "torch" in backends:
-                        runs.append(lambda m=model, x=x, eps=eps: m.predict(x, eps))
-                        places.append(("torch", index, exit_index))
-                    if runtime is not None:
-                        runs.append(lambda r=runtime, x=x_numpy, eps=eps: r.predict(x, eps))
-                        places.append(("onnxruntime", index, exit_index))
+                    for runtime, ready in zip(runtimes, prepared):
+                        runs.append(runtime.network_call(ready, x, eps))
+                        places.append((runtime.name, index, exit_index))
             with torch.inference_mode():
                 times = round_robin_times(runs, warmup=warmup, repeats=rounds, clock=clock)
     finally:

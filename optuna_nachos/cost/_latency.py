@@ -38,6 +38,7 @@ from torch import nn
 
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.cost._analytic import analyze
+from optuna_nachos.cost._backends import get_latency_backend, list_latency_backends
 from optuna_nachos.cost._common import check_convention, check_counts
 from optuna_nachos.models import (
     STAGES,
@@ -53,16 +54,13 @@ CLOCKS = {"wall": time.perf_counter_ns, "thread": time.thread_time_ns}
 """Clocks of a measurement: wall time, or the CPU time of the calling thread (with one thread,
 robust to other processes on a shared machine: time spent descheduled is not counted)."""
 
-BACKENDS = ("torch", "onnxruntime")
-"""Back ends a latency table can hold: PyTorch eager and onnxruntime (CPU)."""
 
 TABLE_FORMAT = 1
 _STEM_SIDE_KERNEL, _STEM_SIDE_STRIDE = 3, 2
 
 
 def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown latency back end {backend!r}; expected one of {BACKENDS}.")
+    get_latency_backend(backend)  # a ValueError naming the registered ones
 
 
 # --------------------------------------------------------------------------- block keys
@@ -182,7 +180,7 @@ class LatencyTable:
     @property
     def backends(self) -> tuple[str, ...]:
         """Back ends with measurements."""
-        return tuple(b for b in BACKENDS if b in self.overhead)
+        return tuple(b for b in list_latency_backends() if b in self.overhead)
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -548,46 +546,6 @@ def _round_robin_ms(
     return [statistics.median(own) for own in times]
 
 
-def _torch_step(identity: nn.Module, x: torch.Tensor, out: torch.Tensor) -> bool:
-    """An empty module call and the exit rule's arithmetic, as one step of early-exit inference
-    in torch pays them."""
-    identity(x)
-    survive = 1.0 - torch.sigmoid(out[:, -1])
-    return bool(((1.0 - survive) >= 0.5).any())
-
-
-def _numpy_step(session: Any, feed: dict, confidence: np.ndarray) -> bool:
-    """An empty ``session.run`` and the exit rule's arithmetic in numpy."""
-    session.run(None, feed)
-    survive = np.float32(1.0) - confidence
-    return bool(((np.float32(1.0) - survive) >= 0.5).any())
-
-
-def _torch_setup(out: torch.Tensor) -> torch.Tensor:
-    """The fixed work of one early-exit inference call in torch: the output buffers, the
-    thresholds, gathering the predictions."""
-    n = out.shape[0]
-    predictions = torch.empty(n, dtype=torch.long)
-    exits = torch.full((n,), 1, dtype=torch.long)
-    remaining = torch.arange(n)
-    torch.as_tensor([0.5], dtype=torch.float32).tolist()
-    predictions[remaining] = out[:, :-1].argmax(dim=1)
-    exits[remaining] = 0
-    return predictions
-
-
-def _numpy_setup(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """The fixed work of one early-exit inference call in numpy (see :func:`_torch_setup`)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n = x.shape[0]
-    out = np.zeros((n, logits.shape[1]), dtype=np.float32)
-    exits = np.full(n, 1, dtype=np.int64)
-    remaining = np.arange(n)
-    out[remaining] = logits
-    exits[remaining] = 0
-    return out.argmax(axis=1)
-
-
 def device_info(threads: int) -> dict[str, Any]:
     """The machine and software a measurement ran on."""
     info: dict[str, Any] = {
@@ -628,7 +586,7 @@ def profile_latency(
     exit_stages: Sequence[int] = (1, 2, 3, 4),
     num_classes: int = 10,
     in_channels: int = 3,
-    backends: Iterable[str] = BACKENDS,
+    backends: Iterable[str] | None = None,
     batch_sizes: Sequence[int] = (1, 8),
     warmup: int = 10,
     repeats: int = 50,
@@ -655,7 +613,8 @@ def profile_latency(
         exit_stages: Stages that may carry an early exit.
         num_classes: Classes of the task.
         in_channels: Channels of the input images.
-        backends: Back ends to measure, among :data:`BACKENDS`.
+        backends: Names of the back ends to measure
+            (:func:`~optuna_nachos.cost.list_latency_backends`); all registered by default.
         batch_sizes: Batch sizes to measure (1 and a second one by default).
         warmup: Untimed rounds before the timed ones.
         repeats: Timed rounds; the median is kept.
@@ -674,9 +633,8 @@ def profile_latency(
         ImportError: If onnxruntime is asked for and not installed.
     """
     _clock(clock)
-    backends = tuple(backends)
-    for backend in backends:
-        _check_backend(backend)
+    backends = tuple(list_latency_backends() if backends is None else backends)
+    runtimes = [get_latency_backend(backend) for backend in backends]
     if not backends:
         raise ValueError("backends must name at least one back end.")
     for name, value in (("warmup", warmup), ("repeats", repeats), ("threads", threads)):
@@ -696,62 +654,36 @@ def profile_latency(
         num_classes=num_classes,
         in_channels=in_channels,
     )
-    make_session = onnx_bytes = None
-    if "onnxruntime" in backends:
-        from optuna_nachos.cost._onnx import make_session, onnx_bytes, require_onnxruntime
-
-        require_onnxruntime()
+    for runtime in runtimes:
+        runtime.require()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(seed)
     keys = list(blocks)
     total = len(keys) + len(sizes) * len(backends)
-    # runners[backend][batch]: one zero-argument call per block, the empty call first.
+    # runners[backend][batch]: one zero-argument call per block, after the three fixed calls.
     runners: dict[str, dict[int, list[Callable[[], Any]]]] = {
         b: {batch: [] for batch in sizes} for b in backends
     }
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            identity = nn.Identity()
             for batch in sizes:
                 x = torch.randn(batch, 16, 4, 4, generator=generator)
                 out = torch.randn(batch, num_classes + 1, generator=generator)
-                if "torch" in backends:
-                    runners["torch"][batch].append(lambda x=x: identity(x))
-                    runners["torch"][batch].append(lambda x=x, o=out: _torch_step(identity, x, o))
-                    runners["torch"][batch].append(lambda o=out: _torch_setup(o))
-                if make_session is not None:
-                    # A one-operator exported graph: the fixed cost of a real session run.
-                    empty = make_session(onnx_bytes(nn.ReLU(), x), threads=threads)
-                    feed = {"input": x.numpy()}
-                    conf = torch.sigmoid(out[:, -1]).numpy()
-                    runners["onnxruntime"][batch].append(
-                        lambda feed=feed, s=empty: s.run(None, feed)
-                    )
-                    runners["onnxruntime"][batch].append(
-                        lambda feed=feed, s=empty, c=conf: _numpy_step(s, feed, c)
-                    )
-                    logits = out[:, :-1].numpy()
-                    runners["onnxruntime"][batch].append(
-                        lambda x=feed["input"], o=logits: _numpy_setup(x, o)
-                    )
+                for runtime in runtimes:
+                    runners[runtime.name][batch] += runtime.fixed_calls(x, out, threads=threads)
             for done, key in enumerate(keys, start=1):
                 build, shape = blocks[key]
                 module = build().eval()
-                session = None
-                if make_session is not None:
-                    example = torch.randn(1, *shape, generator=generator)
-                    session = make_session(onnx_bytes(module, example), threads=threads)
+                example = torch.randn(1, *shape, generator=generator)
+                prepared = [
+                    runtime.prepare_block(module, example, threads=threads) for runtime in runtimes
+                ]
                 for batch in sizes:
                     x = torch.randn(batch, *shape, generator=generator)
-                    if "torch" in backends:
-                        runners["torch"][batch].append(lambda x=x, m=module: m(x))
-                    if session is not None:
-                        feed = {"input": x.numpy()}
-                        runners["onnxruntime"][batch].append(
-                            lambda feed=feed, s=session: s.run(None, feed)
-                        )
+                    for runtime, ready in zip(runtimes, prepared):
+                        runners[runtime.name][batch].append(runtime.block_call(ready, x))
                 if progress is not None:
                     progress(done, total, f"built {key}")
             done = len(keys)
@@ -790,9 +722,7 @@ def profile_latency(
         "batch_sizes": list(sizes),
         "threads": threads,
         "backends": list(backends),
-        "torch_mode": "eager, eval mode, torch.inference_mode",
-        "onnxruntime_options": "CPUExecutionProvider, ORT_ENABLE_ALL, sequential, "
-        f"intra_op_num_threads={threads}, opset 17",
+        **{f"{runtime.name}_options": runtime.options(threads=threads) for runtime in runtimes},
         "resolutions": [int(r) for r in resolutions],
         "kernel_sizes": list(kernel_sizes),
         "expand_ratios": list(expand_ratios),
