@@ -16,7 +16,7 @@ PACKAGE = Path(optuna_nachos.__file__).parent
 NO_OPTUNA = ("config", "models", "cost", "data", "train", "supernet", "deploy")
 """Subpackages that must not import Optuna."""
 
-LOW_HELPERS = ("_logging.py", "_validate.py", "_pareto.py", "_errors.py")
+LOW_HELPERS = ("_logging.py", "_validate.py", "_pareto.py", "_errors.py", "_registry.py")
 """Top-level helper modules the low layers use; they must not import Optuna either."""
 
 RECORD_MAY_IMPORT = ("config",)

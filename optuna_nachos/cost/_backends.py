@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from optuna_nachos._registry import Registry
 from optuna_nachos.cost._onnx import ONNX_OPSET, make_session, onnx_bytes, require_onnxruntime
 
 Call = Callable[[], Any]
@@ -144,7 +145,7 @@ class OnnxRuntimeBackend(LatencyBackend):
         return lambda: prepared.predict(x_numpy, thresholds)
 
 
-_BACKENDS: dict[str, LatencyBackend] = {}
+_BACKENDS: Registry[LatencyBackend] = Registry("latency back end", unknown=ValueError)
 
 
 def register_latency_backend(backend: LatencyBackend, *, overwrite: bool = False) -> None:
@@ -156,11 +157,7 @@ def register_latency_backend(backend: LatencyBackend, *, overwrite: bool = False
     """
     if not isinstance(backend, LatencyBackend):
         raise TypeError(f"backend must be a LatencyBackend instance, got {type(backend).__name__}.")
-    if backend.name in _BACKENDS and not overwrite:
-        raise ValueError(
-            f"latency back end {backend.name!r} is already registered; pass overwrite=True."
-        )
-    _BACKENDS[backend.name] = backend
+    _BACKENDS.add(backend.name, backend, overwrite=overwrite)
 
 
 def get_latency_backend(name: str) -> LatencyBackend:
@@ -169,16 +166,11 @@ def get_latency_backend(name: str) -> LatencyBackend:
     Raises:
         ValueError: If none is registered under ``name``; the message lists the known ones.
     """
-    try:
-        return _BACKENDS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown latency back end {name!r}; expected one of {tuple(_BACKENDS)}."
-        ) from None
+    return _BACKENDS.entry(name)
 
 
 def list_latency_backends() -> list[str]:
-    """Names of the registered back ends, in registration order."""
+    """Names of the registered back ends, in registration order (the built-in ones first)."""
     return list(_BACKENDS)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from optuna_nachos._registry import Registry
 from optuna_nachos.data._arrays import DatasetArrays
 from optuna_nachos.data._errors import UnknownDatasetError
 
@@ -23,7 +24,12 @@ class DatasetLoader(Protocol):
     def __call__(self, root: Path, *, resolution: int, download: bool) -> DatasetArrays: ...
 
 
-_DATASETS: dict[str, Callable[..., DatasetArrays]] = {}
+_DATASETS: Registry[Callable[..., DatasetArrays]] = Registry(
+    "dataset",
+    unknown=UnknownDatasetError,
+    hint="Use 'imagefolder:<folder>' for a folder of train/ and test/ class subfolders, or "
+    "register_dataset() for your own loader.",
+)
 
 
 def normalize_name(name: str) -> str:
@@ -55,9 +61,7 @@ def register_dataset(
         raise ValueError(f"dataset name must be non-empty and without ':', got {name!r}.")
     if not callable(loader_fn):
         raise TypeError(f"loader_fn must be callable, got {loader_fn!r}.")
-    if key in _DATASETS and not overwrite:
-        raise ValueError(f"dataset {key!r} is already registered; pass overwrite=True.")
-    _DATASETS[key] = loader_fn
+    _DATASETS.add(key, loader_fn, overwrite=overwrite)
 
 
 def get_dataset_loader(name: str) -> Callable[..., DatasetArrays]:
@@ -67,17 +71,9 @@ def get_dataset_loader(name: str) -> Callable[..., DatasetArrays]:
         UnknownDatasetError: If no dataset of that name is registered; the message lists
             the known ones.
     """
-    key = normalize_name(name)
-    try:
-        return _DATASETS[key]
-    except KeyError:
-        raise UnknownDatasetError(
-            f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(_DATASETS))}. "
-            "Use 'imagefolder:<folder>' for a folder of train/ and test/ class subfolders, "
-            "or register_dataset() for your own loader."
-        ) from None
+    return _DATASETS.entry(normalize_name(name))
 
 
 def list_datasets() -> list[str]:
     """Names of the registered datasets, sorted."""
-    return sorted(_DATASETS)
+    return _DATASETS.names()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from optuna_nachos._registry import Registry
 from optuna_nachos.models._blocks import MBConv, make_divisible
 from optuna_nachos.models._layer_costs import conv2d_cost, linear_cost, mbconv_cost
 
@@ -176,7 +177,7 @@ class MBConvExitHead(nn.Module):
         return block_macs + macs, block_params + params
 
 
-_EXIT_HEADS: dict[str, ExitHeadSpec] = {}
+_EXIT_HEADS: Registry[ExitHeadSpec] = Registry("exit head")
 
 
 def register_exit_head(
@@ -203,8 +204,6 @@ def register_exit_head(
         ValueError: If ``name`` is taken and ``overwrite`` is false, or ``pool_sizes`` is empty.
         TypeError: If ``cost`` is neither callable nor ``None``.
     """
-    if name in _EXIT_HEADS and not overwrite:
-        raise ValueError(f"exit head {name!r} is already registered; pass overwrite=True.")
     if not pool_sizes or any(p < 1 for p in pool_sizes):
         raise ValueError(f"pool_sizes must be positive integers, got {pool_sizes}.")
     if cost is not None and not callable(cost):
@@ -213,7 +212,8 @@ def register_exit_head(
             f"cost(in_channels, side, num_classes, pool=p) -> (macs, params) or None, "
             f"got {cost!r}."
         )
-    _EXIT_HEADS[name] = ExitHeadSpec(name, factory, tuple(pool_sizes), cost)
+    spec = ExitHeadSpec(name, factory, tuple(pool_sizes), cost)
+    _EXIT_HEADS.add(name, spec, overwrite=overwrite)
 
 
 def get_exit_head(name: str) -> ExitHeadSpec:
@@ -222,17 +222,12 @@ def get_exit_head(name: str) -> ExitHeadSpec:
     Raises:
         KeyError: If no head of that name is registered; the message lists the known ones.
     """
-    try:
-        return _EXIT_HEADS[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown exit head {name!r}; registered heads: {sorted(_EXIT_HEADS)}."
-        ) from None
+    return _EXIT_HEADS.entry(name)
 
 
 def list_exit_heads() -> list[str]:
     """Names of the registered exit heads."""
-    return sorted(_EXIT_HEADS)
+    return _EXIT_HEADS.names()
 
 
 register_exit_head("nachos", NachosExitHead, pool_sizes=(1, 2, 4), cost=NachosExitHead.cost)

@@ -25,7 +25,7 @@ def _check_exit_options(
     known_heads = list_exit_heads()
     for head in exit_heads:
         if head not in known_heads:
-            raise ConfigError(f"unknown exit head {head!r}; registered heads: {known_heads}.")
+            raise ConfigError(f"unknown exit head {head!r}; registered exit heads: {known_heads}.")
     if isinstance(min_exits, bool) or not isinstance(min_exits, int) or min_exits < 0:
         raise ConfigError(f"min_exits must be a non-negative integer, got {min_exits!r}.")
     if min_exits > len(exit_stages):

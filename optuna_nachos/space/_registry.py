@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from optuna_nachos._registry import Registry
 from optuna_nachos.space._mobilenetv3 import MobileNetV3Space
 
-_SPACES: dict[str, Callable[..., Any]] = {
-    "mobilenetv3": MobileNetV3Space,
-    "edanas": MobileNetV3Space.edanas,
-}
+_SPACES: Registry[Callable[..., Any]] = Registry("search space")
 
 
 def register_space(name: str, factory: Callable[..., Any], *, overwrite: bool = False) -> None:
@@ -19,9 +17,7 @@ def register_space(name: str, factory: Callable[..., Any], *, overwrite: bool = 
     Raises:
         ValueError: If ``name`` is taken and ``overwrite`` is false.
     """
-    if name in _SPACES and not overwrite:
-        raise ValueError(f"search space {name!r} is already registered; pass overwrite=True.")
-    _SPACES[name] = factory
+    _SPACES.add(name, factory, overwrite=overwrite)
 
 
 def get_space(name: str, **settings: Any) -> Any:
@@ -30,13 +26,13 @@ def get_space(name: str, **settings: Any) -> Any:
     Raises:
         KeyError: If ``name`` is unknown; the message lists the registered spaces.
     """
-    try:
-        factory = _SPACES[name]
-    except KeyError:
-        raise KeyError(f"unknown search space {name!r}; registered: {sorted(_SPACES)}.") from None
-    return factory(**settings)
+    return _SPACES.entry(name)(**settings)
 
 
 def list_spaces() -> list[str]:
     """Names of the registered search spaces."""
-    return sorted(_SPACES)
+    return _SPACES.names()
+
+
+register_space("mobilenetv3", MobileNetV3Space)
+register_space("edanas", MobileNetV3Space.edanas)

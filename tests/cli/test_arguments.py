@@ -37,7 +37,7 @@ def test_every_count_flag_takes_a_suffix():
 def test_space_choices_come_from_the_registry(monkeypatch, capsys):
     from optuna_nachos.space import MobileNetV3Space, _registry, register_space
 
-    monkeypatch.setattr(_registry, "_SPACES", dict(_registry._SPACES))
+    monkeypatch.setattr(_registry, "_SPACES", _registry._SPACES.copy())
     register_space("tiny", lambda **settings: MobileNetV3Space(depths=(2,), **settings))
     assert build_parser().parse_args([*SEARCH, "--space", "tiny"]).space == "tiny"
     with pytest.raises(SystemExit):

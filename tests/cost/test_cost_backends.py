@@ -33,7 +33,7 @@ class _Doubled(TorchBackend):
 
 @pytest.fixture
 def doubled(monkeypatch: pytest.MonkeyPatch) -> LatencyBackend:
-    monkeypatch.setattr(_backends, "_BACKENDS", dict(_backends._BACKENDS))
+    monkeypatch.setattr(_backends, "_BACKENDS", _backends._BACKENDS.copy())
     backend = _Doubled()
     register_latency_backend(backend)
     return backend

@@ -28,7 +28,7 @@ BUILTIN = {
 @pytest.fixture
 def registry(monkeypatch):
     """Registrations made in a test do not outlive it."""
-    monkeypatch.setattr(_registry, "_DATASETS", dict(_registry._DATASETS))
+    monkeypatch.setattr(_registry, "_DATASETS", _registry._DATASETS.copy())
 
 
 def _toy_loader(root, *, resolution, download):

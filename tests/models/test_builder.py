@@ -221,7 +221,7 @@ def test_attach_exits_validates():
         attach_exits(segments, final, exit_after=[1], num_classes=1, input_shape=(3, 32, 32))
     with pytest.raises(ValueError, match=r"in_channels must be a positive integer"):
         attach_exits(segments, final, exit_after=[1], num_classes=10, input_shape=(0, 32, 32))
-    with pytest.raises(KeyError, match=r"unknown exit head 'mlp'; registered heads"):
+    with pytest.raises(KeyError, match=r"unknown exit head 'mlp'; registered exit heads"):
         attach_exits(segments, final, exit_after=[1], head="mlp", **kwargs)
     no_exit = attach_exits(segments, final, exit_after=[], **kwargs)
     assert no_exit.num_exits == 1

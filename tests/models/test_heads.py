@@ -54,7 +54,7 @@ def test_builtin_heads_carry_their_cost_formula(name, head):
 
 def test_unknown_head_lists_the_known_ones():
     with pytest.raises(
-        KeyError, match=r"unknown exit head 'no_such_head'; registered heads: \[.*'nachos'"
+        KeyError, match=r"unknown exit head 'no_such_head'; registered exit heads: \[.*'nachos'"
     ):
         get_exit_head("no_such_head")
     with pytest.raises(KeyError, match=r"'pool_linear'"):
@@ -118,7 +118,7 @@ def test_a_registered_head_can_be_built(small_config):
 
 def test_build_with_an_unknown_head_names_the_registered_ones(small_config):
     cfg = EENNConfig(**{**small_config.to_dict(), "exit_head": "nope"})
-    with pytest.raises(KeyError, match=r"unknown exit head 'nope'; registered heads"):
+    with pytest.raises(KeyError, match=r"unknown exit head 'nope'; registered exit heads"):
         build_eenn(cfg, num_classes=10)
 
 

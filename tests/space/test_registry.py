@@ -29,7 +29,8 @@ def test_get_space_passes_settings():
 
 
 def test_unknown_space_lists_the_registered_ones():
-    with pytest.raises(KeyError, match=r"unknown search space 'resnet'; registered: \[.*'edanas'"):
+    message = r"unknown search space 'resnet'; registered search spaces: \[.*'edanas'"
+    with pytest.raises(KeyError, match=message):
         get_space("resnet")
 
 
