@@ -22,6 +22,17 @@ from optuna_nachos.cost import (
 RESOLUTION = 16
 
 
+def _config(*, exit_stages: tuple[int, ...]) -> EENNConfig:
+    """The smallest network of the profiled space, with early exits after ``exit_stages``."""
+    return EENNConfig(
+        depths=(2,) * 5,
+        kernel_sizes=((3, 3),) * 5,
+        expand_ratios=((3, 3),) * 5,
+        exit_stages=exit_stages,
+        resolution=RESOLUTION,
+    )
+
+
 class _Doubled(TorchBackend):
     """PyTorch eager, every block run twice: a back end of one's own."""
 
@@ -72,13 +83,7 @@ def test_a_back_end_of_ones_own_is_profiled_and_used(doubled):
     )
     assert table.backends == ("torch", "torch-doubled")
     assert "torch-doubled_options" in table.method
-    config = EENNConfig(
-        depths=(2,) * 5,
-        kernel_sizes=((3, 3),) * 5,
-        expand_ratios=((3, 3),) * 5,
-        exit_stages=(2,),
-        resolution=RESOLUTION,
-    )
+    config = _config(exit_stages=(2,))
     once = exit_latency(config, table, backend="torch")
     twice = exit_latency(config, table, backend="torch-doubled")
     assert len(once) == len(twice) == 2
@@ -87,13 +92,7 @@ def test_a_back_end_of_ones_own_is_profiled_and_used(doubled):
 
 
 def test_whole_networks_are_timed_on_a_back_end_of_ones_own(doubled):
-    config = EENNConfig(
-        depths=(2,) * 5,
-        kernel_sizes=((3, 3),) * 5,
-        expand_ratios=((3, 3),) * 5,
-        exit_stages=(1,),
-        resolution=RESOLUTION,
-    )
+    config = _config(exit_stages=(1,))
     times = measure_exit_latency(
         [config], num_classes=10, backends=("torch-doubled",), warmup=0, rounds=2
     )

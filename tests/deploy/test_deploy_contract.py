@@ -19,7 +19,9 @@ from optuna_nachos.deploy import (
     load_eenn,
     save_eenn,
 )
-from optuna_nachos.models import build_eenn, cumulative_confidence
+from optuna_nachos.models import build_eenn
+
+from .conftest import spread_thresholds
 
 pytest.importorskip("onnxruntime")
 
@@ -45,25 +47,12 @@ def _network() -> torch.nn.Module:
     return model
 
 
-def _spread_thresholds(model, x) -> list[float]:
-    """Thresholds midway between neighbouring cumulative confidences, so that the samples
-    spread over the exits and none sits on a threshold."""
-    with torch.no_grad():
-        cumulative = cumulative_confidence(model(x).confidences)
-    out = []
-    for j, q in enumerate((0.7, 0.6, 0.5)):
-        values = torch.sort(cumulative[:, j]).values
-        i = min(max(int(q * len(values)), 1), len(values) - 1)
-        out.append(float((values[i - 1] + values[i]) / 2))
-    return out
-
-
 @pytest.fixture(scope="module")
 def forms(tmp_path_factory):
     """The same network as a native export and as ONNX segments, with the same raw batch."""
     model = _network()
     raw = torch.randint(0, 256, (64, 3, RESOLUTION, RESOLUTION), dtype=torch.uint8)
-    thresholds = _spread_thresholds(model, PRE(raw))
+    thresholds = spread_thresholds(model, PRE(raw))
     folder = tmp_path_factory.mktemp("forms")
     export_eenn(folder / "native", model, thresholds, in_channels=3, preprocessing=PRE)
     export_onnx(folder / "onnx", model, thresholds, in_channels=3, preprocessing=PRE)
@@ -123,7 +112,7 @@ def test_rank_and_channels_are_checked(forms, form):
 def test_without_recorded_preprocessing_both_take_normalized_batches(tmp_path):
     model = _network()
     x = torch.randn(32, 3, RESOLUTION, RESOLUTION)
-    thresholds = _spread_thresholds(model, x)
+    thresholds = spread_thresholds(model, x)
     native = load_eenn(export_eenn(tmp_path / "native", model, thresholds, in_channels=3))
     onnx = OnnxEENN(export_onnx(tmp_path / "onnx", model, thresholds, in_channels=3))
     assert native.preprocessing is None and onnx.preprocessing is None

@@ -10,7 +10,9 @@ import torch
 
 from optuna_nachos.config import EENNConfig
 from optuna_nachos.deploy import MANIFEST_FILE, OnnxEENN, Preprocessing, export_onnx
-from optuna_nachos.models import build_eenn, cumulative_confidence
+from optuna_nachos.models import build_eenn
+
+from .conftest import spread_thresholds
 
 pytest.importorskip("onnxruntime")
 
@@ -36,24 +38,11 @@ def _network(exit_stages=(1, 2, 4), seed=0):
     return model
 
 
-def _spread_thresholds(model, x, quantiles):
-    """Thresholds midway between neighbouring cumulative confidences (no ties), so that the
-    samples spread over the exits."""
-    with torch.no_grad():
-        cumulative = cumulative_confidence(model(x).confidences)
-    out = []
-    for j, q in enumerate(quantiles):
-        values = torch.sort(cumulative[:, j]).values
-        i = min(max(int(q * len(values)), 1), len(values) - 1)
-        out.append(float((values[i - 1] + values[i]) / 2))
-    return out
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     model = _network()
     x = torch.randn(96, 3, RESOLUTION, RESOLUTION)
-    thresholds = _spread_thresholds(model, x, (0.7, 0.6, 0.5))
+    thresholds = spread_thresholds(model, x, (0.7, 0.6, 0.5))
     out = tmp_path_factory.mktemp("onnx")
     manifest = export_onnx(
         out,
@@ -209,7 +198,7 @@ def test_errors(tmp_path, exported):
 def test_network_with_one_early_exit(tmp_path):
     model = _network(exit_stages=(3,), seed=1)
     x = torch.randn(32, 3, RESOLUTION, RESOLUTION)
-    thresholds = _spread_thresholds(model, x, (0.5,))
+    thresholds = spread_thresholds(model, x, (0.5,))
     runtime = OnnxEENN(export_onnx(tmp_path, model, thresholds, in_channels=3))
     expected = model.predict(x, thresholds)
     got = runtime.predict(x.numpy())
