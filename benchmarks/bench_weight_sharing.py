@@ -37,13 +37,15 @@ JSON file under ``--out`` (default ``benchmarks/results/weight_sharing``):
   exit, beside the ceiling (ground truth seed 0 against seed 1); admissibility agreement;
   regret of the inherited choice.
 - ``ab``: the first and the new supernet recipe at equal training time on a subset
-  (``--train-subset`` images, ``--seconds`` of training each), per-exit validation accuracies
-  of the largest and smallest subnets.
+  (``--train-subset`` images, ``--seconds`` of training each, raised so that the slower
+  recipe trains at least ``--min-epochs`` epochs), per-exit validation accuracies of the
+  largest and smallest subnets. Its supernets stay under ``ab/`` (not committed).
 
 Usage::
 
     python benchmarks/bench_weight_sharing.py cost [--candidates 8] [--scratch 2] [knobs]
-    python benchmarks/bench_weight_sharing.py ab [--train-subset 5000] [--seconds 300]
+    python benchmarks/bench_weight_sharing.py ab [--train-subset 5000] [--seconds 300] \\
+        [--min-epochs 3]
     python benchmarks/bench_weight_sharing.py candidates [--candidates 32]
     python benchmarks/bench_weight_sharing.py groundtruth [--timeout 2400] [--seed 0]
     python benchmarks/bench_weight_sharing.py inherited [--exit-rows 4096] [--exit-epochs 2] \\
@@ -263,16 +265,25 @@ def part_ab(args: argparse.Namespace) -> None:
         ),
         "new": SupernetSettings(),
     }
+    # Equal time: each recipe trains as many epochs as fit in the same time at its step cost,
+    # measured on the same machine in the same run, the time raised so that the slower recipe
+    # trains at least --min-epochs epochs.
+    epoch_seconds = {
+        name: _step_seconds(data, settings) * -(-len(data.train) // settings.batch_size)
+        for name, settings in recipes.items()
+    }
+    seconds = max(args.seconds, args.min_epochs * max(epoch_seconds.values()))
     record: dict[str, Any] = {
         "environment": _environment(),
-        "settings": {"train_subset": args.train_subset, "seconds": args.seconds},
+        "settings": {
+            "train_subset": args.train_subset,
+            "seconds": seconds,
+            "min_epochs": args.min_epochs,
+        },
         "recipes": {},
     }
     for name, settings in recipes.items():
-        # Equal time: as many epochs as fit in the time at the recipe's measured step cost.
-        step_seconds = _step_seconds(data, settings)
-        steps_per_epoch = -(-len(data.train) // settings.batch_size)
-        epochs = max(1, round(args.seconds / (step_seconds * steps_per_epoch)))
+        epochs = max(1, round(seconds / epoch_seconds[name]))
         warmup = min(settings.warmup_epochs, 1.0 if epochs > 1 else 0.0)
         trained = train_supernet(
             data,
@@ -285,7 +296,7 @@ def part_ab(args: argparse.Namespace) -> None:
         history = trained.metadata["history"]
         record["recipes"][name] = {
             "settings": trained.metadata["settings"],
-            "step_seconds": step_seconds,
+            "epoch_seconds_estimate": epoch_seconds[name],
             "epochs": epochs,
             "train_seconds": sum(r["train_seconds"] for r in history),
             "val": history[-1]["val"],
@@ -708,6 +719,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-subset", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--min-epochs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=2400.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gt-epochs", type=int, default=3)
