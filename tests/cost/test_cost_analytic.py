@@ -252,7 +252,7 @@ def test_mbconv_head_analytic_equals_fvcore(resolution: int) -> None:
 @pytest.fixture
 def own_registry(monkeypatch):
     """A copy of the exit head registry that the test may register into."""
-    monkeypatch.setattr(heads_module, "_EXIT_HEADS", dict(heads_module._EXIT_HEADS))
+    monkeypatch.setattr(heads_module, "_EXIT_HEADS", heads_module._EXIT_HEADS.copy())
     yield
     _analytic.clear_caches()
 
