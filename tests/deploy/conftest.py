@@ -18,3 +18,14 @@ def spread_thresholds(model, x, quantiles=(0.7, 0.6, 0.5)) -> list[float]:
         i = min(max(int(q * len(values)), 1), len(values) - 1)
         out.append(float((values[i - 1] + values[i]) / 2))
     return out
+
+
+def spread_head_confidences(model):
+    """``model`` with the last linear layer of each untrained exit head scaled up, so that the
+    confidences spread over (0, 1) and thresholds can split the samples."""
+    with torch.no_grad():
+        for head in model.exit_heads:
+            last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+            last.weight.mul_(40.0)
+            last.bias.normal_(0.0, 1.0)
+    return model

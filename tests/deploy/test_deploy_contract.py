@@ -21,7 +21,7 @@ from optuna_nachos.deploy import (
 )
 from optuna_nachos.models import build_eenn
 
-from .conftest import spread_thresholds
+from .conftest import spread_head_confidences, spread_thresholds
 
 pytest.importorskip("onnxruntime")
 
@@ -39,12 +39,7 @@ def _network() -> torch.nn.Module:
         resolution=RESOLUTION,
     )
     model = build_eenn(config, num_classes=10).eval()
-    with torch.no_grad():  # spread the confidences of the untrained heads
-        for head in model.exit_heads:
-            last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
-            last.weight.mul_(40.0)
-            last.bias.normal_(0.0, 1.0)
-    return model
+    return spread_head_confidences(model)
 
 
 @pytest.fixture(scope="module")

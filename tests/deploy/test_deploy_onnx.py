@@ -12,7 +12,7 @@ from optuna_nachos.config import EENNConfig
 from optuna_nachos.deploy import MANIFEST_FILE, OnnxEENN, Preprocessing, export_onnx
 from optuna_nachos.models import build_eenn
 
-from .conftest import spread_thresholds
+from .conftest import spread_head_confidences, spread_thresholds
 
 pytest.importorskip("onnxruntime")
 
@@ -30,12 +30,7 @@ def _network(exit_stages=(1, 2, 4), seed=0):
         resolution=RESOLUTION,
     )
     model = build_eenn(config, num_classes=10).eval()
-    with torch.no_grad():  # spread the confidences of the untrained heads
-        for head in model.exit_heads:
-            last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
-            last.weight.mul_(40.0)
-            last.bias.normal_(0.0, 1.0)
-    return model
+    return spread_head_confidences(model)
 
 
 @pytest.fixture(scope="module")
